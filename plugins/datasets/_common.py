@@ -1,0 +1,141 @@
+"""Shared pieces of the file-based dataset plugins: root lookup, strict CSV reading, split caching.
+
+Imported lazily by the plugin factories (never at plugin-module import time), so it may import
+bench's validation code freely.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from bench.errors import ConfigError, DataError
+from bench.items import Item
+from bench.validate import BadEntry, apply_policy, check_on_error, validate_split
+
+SPLITS = ("train", "val", "test")
+
+
+def resolve_root(dataset: str, root: str | os.PathLike[str] | None, *, subdir: str | None = None,
+                 option: str = "root") -> Path:
+    """The dataset directory: ``root`` if given, else ``$BENCH_DATA/<subdir>``; it must exist."""
+    hint = f"pass --set {dataset}.{option}=DIR" + (" or set BENCH_DATA" if subdir else "")
+    if root in (None, ""):
+        base = os.environ.get("BENCH_DATA")
+        if not subdir or not base:
+            raise ConfigError(f"{dataset}: dataset directory not set; {hint}")
+        path = Path(base).expanduser() / subdir
+    else:
+        path = Path(root).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"{dataset}: dataset directory {path} does not exist; {hint}")
+    return path
+
+
+def read_text(path: Path, encoding: str = "utf-8", *, what: str = "file") -> str:
+    """Read a whole text file; a decoding problem becomes a one-line :class:`DataError`."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    try:
+        return data.decode(enc)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line} is not valid {encoding} (byte 0x{data[exc.start]:02x}); "
+                        f"re-save the {what} as {encoding}") from None
+
+
+def read_csv(path: Path, required: Sequence[str], *, encoding: str = "utf-8",
+             what: str = "CSV file") -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
+    """Yield ``(line_number, row_dict, problem)`` for each data row of a headed CSV file.
+
+    Missing required columns raise :class:`DataError` naming the file and the columns. A row
+    with the wrong number of fields yields ``(line, None, reason)`` so the caller can report it.
+    """
+    text = read_text(path, encoding, what=what)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise DataError(f"{path}: {what} is empty; expected a header row with {','.join(required)}") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: line 1: malformed CSV ({exc})") from None
+    header = [h.strip() for h in header]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected columns "
+                        f"{','.join(required)} (found {','.join(header) or 'none'})")
+    n = len(header)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({exc})") from None
+        line = reader.line_num
+        if not row or all(not c.strip() for c in row):
+            continue  # blank lines carry no entry
+        if len(row) != n:
+            yield line, None, f"has {len(row)} fields, header has {n}"
+            continue
+        yield line, dict(zip(header, row)), None
+
+
+class CaptionDataset:
+    """Base class: ``split(name)`` parses once, checks structure, applies ``on_error``.
+
+    Subclasses implement :meth:`_parse` returning items, entries rejected while parsing and the
+    expected captions per item. ``split`` then checks (without decoding) that files exist, stay
+    in the root, are unique and have usable captions; bad entries raise :class:`DataError` or,
+    with ``on_error="skip"``, are kept in :meth:`skipped` for the results file.
+    """
+
+    name = "dataset"
+    splits: tuple[str, ...] = SPLITS
+
+    def __init__(self, root: str | os.PathLike[str], on_error: str = "raise") -> None:
+        # Absolute so that item paths stay valid if the working directory changes (DataLoader workers).
+        self.root = Path(os.path.abspath(Path(root).expanduser()))
+        self.on_error = check_on_error(on_error, f"{self.name}.on_error")
+        self._cache: dict[str, list[Item]] = {}
+        self._skipped: dict[str, list[BadEntry]] = {}
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options that define this dataset (used in cache keys and result files)."""
+        return {"root": str(self.root), "on_error": self.on_error}
+
+    def _parse(self, split: str) -> tuple[list[Item], list[BadEntry], int | None]:
+        raise NotImplementedError
+
+    def _check_split_name(self, split: str) -> None:
+        if split not in self.splits:
+            raise ConfigError(f"{self.name}: unknown split {split!r}; use one of {', '.join(self.splits)}")
+
+    def split(self, name: str) -> list[Item]:
+        """The usable items of split ``name`` ("train", "val" or "test")."""
+        self._check_split_name(name)
+        if name not in self._cache:
+            items, prior, expected = self._parse(name)
+            report = validate_split(items, root=self.root, split=name, decode=False,
+                                    expected_captions=expected, prior_bad=prior)
+            kept, skipped = apply_policy(report, self.on_error)
+            self._cache[name] = kept
+            self._skipped[name] = skipped
+        return list(self._cache[name])
+
+    def skipped(self, name: str) -> list[BadEntry]:
+        """Entries of split ``name`` dropped under ``on_error="skip"``, each with its reason."""
+        self.split(name)
+        return list(self._skipped.get(name, []))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, on_error={self.on_error!r})"

@@ -1,0 +1,101 @@
+"""ClothoV2 dataset plugin (SPEC §6).
+
+Layout under ``root``::
+
+    development/ validation/ evaluation/            wav files
+    clotho_captions_{development,validation,evaluation}.csv   file_name,caption_1..caption_5
+    clotho_metadata_{development,validation,evaluation}.csv   optional, ISO-8859-1, sound_id, ...
+
+Splits: train -> development, val -> validation, test -> evaluation.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from bench import hookimpl
+from bench.errors import ConfigError
+from bench.items import Item
+from bench.validate import BadEntry
+from plugins.datasets._common import CaptionDataset, read_csv
+
+# Only the standard library and bench's light modules are imported here (no numpy), so the
+# plugin stays cheap to load for ``bench ls``.
+
+FOLDERS = {"train": "development", "val": "validation", "test": "evaluation"}
+N_CAPTIONS = 5
+
+
+@hookimpl
+def register_datasets(register: Any) -> None:
+    """Register the ``clotho`` dataset."""
+    register("clotho", build_clotho)
+
+
+def build_clotho(root: str = "", on_error: str = "raise") -> Any:
+    """ClothoV2 from ``root`` (default ``$BENCH_DATA/clotho``); ``on_error``: raise or skip."""
+    from plugins.datasets._common import resolve_root
+
+    return ClothoDataset(resolve_root("clotho", root, subdir="clotho"), on_error=on_error)
+
+
+def _bad_name(name: str) -> str | None:
+    if not name.strip():
+        return "empty file_name"
+    if "/" in name or "\\" in name or name in (".", ".."):
+        return f"file_name {name!r} contains a path; path traversal is not allowed"
+    return None
+
+
+class ClothoDataset(CaptionDataset):
+    """ClothoV2 at ``root``; ``split(name)`` returns :class:`bench.items.Item` lists.
+
+    ``audio_id`` is the wav file name, ``captions`` its five captions, ``meta`` the row of
+    ``clotho_metadata_<folder>.csv`` (e.g. ``sound_id``) when that file exists.
+    """
+
+    name = "clotho"
+
+    def __init__(self, root: str | os.PathLike[str], on_error: str = "raise") -> None:
+        super().__init__(root, on_error)
+        if not self.root.is_dir():
+            raise ConfigError(f"clotho: dataset directory {self.root} does not exist; "
+                              f"pass --set clotho.root=DIR or set BENCH_DATA")
+
+    def _metadata(self, folder: str) -> dict[str, dict[str, str]]:
+        path = self.root / f"clotho_metadata_{folder}.csv"
+        if not path.is_file():
+            return {}
+        meta: dict[str, dict[str, str]] = {}
+        # SPEC §6: Clotho's metadata files are ISO-8859-1, not UTF-8.
+        for _line, row, _problem in read_csv(path, ("file_name",), encoding="iso-8859-1",
+                                             what="metadata CSV"):
+            if row is not None:
+                meta[row["file_name"]] = {k: v for k, v in row.items() if k != "file_name"}
+        return meta
+
+    def _parse(self, split: str) -> tuple[list[Any], list[Any], int | None]:
+        folder = FOLDERS[split]
+        csv_path = self.root / f"clotho_captions_{folder}.csv"
+        audio_dir = self.root / folder
+        if not csv_path.is_file():
+            raise ConfigError(f"clotho: {csv_path} not found; is {self.root} a ClothoV2 directory? "
+                              f"pass --set clotho.root=DIR or set BENCH_DATA")
+        cols = ("file_name",) + tuple(f"caption_{i}" for i in range(1, N_CAPTIONS + 1))
+        meta = self._metadata(folder)
+        items, bad = [], []
+        for line, row, problem in read_csv(csv_path, cols, what="captions CSV"):
+            if row is None:
+                bad.append(BadEntry(split, f"{csv_path.name} line {line}", str(csv_path), problem or ""))
+                continue
+            name = row["file_name"].strip()
+            reason = _bad_name(name)
+            if reason:
+                bad.append(BadEntry(split, name or f"{csv_path.name} line {line}",
+                                    str(audio_dir / name), reason))
+                continue
+            caps = tuple(row[c].strip() for c in cols[1:])
+            m = dict(meta.get(name, {}))
+            items.append(Item(audio_id=name, audio_path=audio_dir / name, captions=caps, meta=m))
+        return items, bad, N_CAPTIONS
