@@ -1,0 +1,28 @@
+"""Built-in loss ``ntxent``: symmetric InfoNCE with same-recording positives (SPEC §3)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench import hookimpl
+from plugins.losses import _options
+
+
+@hookimpl
+def register_losses(register: Any) -> None:
+    """Register ``ntxent``."""
+    register("ntxent", build_ntxent)
+
+
+def build_ntxent(tau: float = 0.05, learnable_tau: bool = False) -> Any:
+    """Build the NT-Xent loss.
+
+    ``tau``: temperature dividing the cosine scores (salsa: 0.05). ``learnable_tau``: learn
+    log(1/tau) starting from ``tau``, clamped to tau in [0.01, 1]; the optimiser must include the
+    loss's parameters.
+    """
+    tau = _options.positive_float("ntxent", "tau", tau)
+    learnable_tau = _options.boolean("ntxent", "learnable_tau", learnable_tau)
+    from plugins.losses._impl import NTXentLoss
+
+    return NTXentLoss(tau=tau, learnable_tau=learnable_tau)
