@@ -51,9 +51,10 @@ class BadEntry(NamedTuple):
     reason: str
 
     def __str__(self) -> str:
-        where = f"{self.path}" if self.path else self.audio_id
-        return f"[{self.split}] {self.audio_id} ({where}): {self.reason}" if self.path else \
-            f"[{self.split}] {where}: {self.reason}"
+        # A CSV row entry ("captions.csv line 7") already names its file; don't repeat the path.
+        if not self.path or (" line " in self.audio_id and os.path.basename(self.path) in self.audio_id):
+            return f"[{self.split}] {self.audio_id}: {self.reason}"
+        return f"[{self.split}] {self.audio_id} ({self.path}): {self.reason}"
 
 
 def check_on_error(on_error: str, who: str = "on_error") -> str:

@@ -1,0 +1,101 @@
+"""Combined training sets, e.g. ``--dataset wavcaps+audiocaps+clotho``.
+
+Training uses the union of every member's train split; validation and test come from the last
+member alone, so that results stay comparable with that dataset's published numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Sequence
+
+from bench.errors import ConfigError
+from bench.items import Item
+
+__all__ = ["CombinedDataset", "check_combination"]
+
+
+def _name_of(dataset: Any, index: int) -> str:
+    return str(getattr(dataset, "name", None) or f"dataset{index}")
+
+
+def check_combination(names: Sequence[str], datasets: Sequence[Any]) -> None:
+    """Refuse combinations that leak evaluation audio into training.
+
+    WavCaps' FreeSound subset contains Clotho's evaluation recordings. Training on WavCaps while
+    validating/testing on Clotho therefore needs the DCASE exclusion list, unless the user set
+    ``wavcaps.exclusions=none`` explicitly.
+    """
+    if len(names) != len(datasets):
+        raise ConfigError(f"check_combination: {len(names)} names for {len(datasets)} datasets")
+    if not datasets:
+        raise ConfigError("a combined dataset needs at least one member")
+    if names[-1] == "wavcaps" or type(datasets[-1]).__name__ == "WavCapsDataset":
+        raise ConfigError("wavcaps has no val/test split; put an evaluation dataset last, e.g. wavcaps+clotho")
+    evaluated_on = names[-1]
+    if evaluated_on != "clotho" and type(datasets[-1]).__name__ != "ClothoDataset":
+        return
+    for name, ds in zip(names[:-1], datasets[:-1]):
+        is_wavcaps = name == "wavcaps" or type(ds).__name__ == "WavCapsDataset"
+        if not is_wavcaps:
+            continue
+        if getattr(ds, "exclusions_applied", False) or getattr(ds, "exclusions_disabled", False):
+            continue
+        raise ConfigError(
+            "training on wavcaps and evaluating on clotho without the DCASE exclusion list would leak "
+            "Clotho evaluation audio into training; pass --set wavcaps.exclusions=PATH "
+            "(dcase2024_task6_excluded_freesound_ids.csv) or --set wavcaps.exclusions=none to accept the leak")
+
+
+class CombinedDataset:
+    """Train on the union of the members' train splits; validate and test on the last member.
+
+    ``names`` default to each member's ``name`` attribute. Train audio ids are prefixed with
+    ``<name>/`` so that ids stay unique across members. The leakage rule of
+    :func:`check_combination` is enforced on construction.
+    """
+
+    def __init__(self, datasets: Sequence[Any], names: Sequence[str] | None = None) -> None:
+        datasets = list(datasets)
+        names = list(names) if names is not None else [_name_of(d, i) for i, d in enumerate(datasets)]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"combined dataset lists a member twice: {'+'.join(names)}")
+        check_combination(names, datasets)
+        self.datasets = datasets
+        self.names = names
+        self.name = "+".join(names)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Each member's options, by member name."""
+        return {n: getattr(d, "options", None) for n, d in zip(self.names, self.datasets)}
+
+    def split(self, name: str) -> list[Any]:
+        """``train``: all members' train items (ids prefixed); ``val``/``test``: the last member's."""
+        if name in ("val", "test"):
+            return list(self.datasets[-1].split(name))
+        if name != "train":
+            raise ConfigError(f"{self.name}: unknown split {name!r}; use train, val or test")
+        out: list[Any] = []
+        for member, ds in zip(self.names, self.datasets):
+            for it in ds.split("train"):
+                out.append(_prefixed(member, it))
+        return out
+
+    def skipped(self, name: str) -> list[Any]:
+        """Entries the members skipped under ``on_error="skip"`` (ids prefixed for train)."""
+        members = list(zip(self.names, self.datasets)) if name == "train" else [(self.names[-1], self.datasets[-1])]
+        out: list[Any] = []
+        for member, ds in members:
+            fn = getattr(ds, "skipped", None)
+            for b in (fn(name) if callable(fn) else []):
+                out.append(b._replace(audio_id=f"{member}/{b.audio_id}") if name == "train" and hasattr(b, "_replace") else b)
+        return out
+
+
+def _prefixed(member: str, item: Any) -> Any:
+    new_id = f"{member}/{item.audio_id}"
+    if isinstance(item, Item):
+        return replace(item, audio_id=new_id, meta={**item.meta, "source": member})
+    return Item(audio_id=new_id, audio_path=item.audio_path, captions=tuple(item.captions),
+                meta={"source": member})
