@@ -1,0 +1,308 @@
+"""Run configuration: what one training run is, independent of how it was asked for.
+
+The CLI (and presets) produce :class:`RunConfig` objects, one per combination of the grid; the
+engine consumes them. ``--set NAME.KEY=VALUE`` options are validated here against the factory
+signatures of the registry, so a typo fails before anything is trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError
+
+PRESET_DIR = Path(__file__).with_name("presets")
+COMPONENT_FIELDS = {
+    "dataset": "dataset",
+    "audio_encoder": "encoder",
+    "text_encoder": "text_encoder",
+    "loss": "loss",
+}
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """A component by registry name, with the options the user set (defaults are filled in later)."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "options": dict(self.options)}
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation and evaluation settings; every field can be set with ``--set train.KEY=VALUE``."""
+
+    epochs: int = 8
+    batch_size: int = 64
+    lr: float = 2e-5  # encoders that declare ``pretrained = True``
+    head_lr: float = 1e-3  # projections and encoders trained from scratch
+    weight_decay: float = 0.0
+    warmup_epochs: float = 1.0
+    min_lr: float = 1e-7
+    decay_epochs: float | None = None  # cosine reaches min_lr here; None means at the last epoch
+    grad_clip: float = 1.0
+    proj_dim: int = 1024
+    amp: str = "auto"  # auto (bf16/fp16 on CUDA, off on CPU), off, bf16, fp16
+    num_workers: int = 2
+    eval_batch_size: int = 64
+    eval_chunk: int = 2048
+    captions_per_audio: int = 0  # 0: every (audio, caption) pair each epoch; k: k random captions per audio
+
+    @classmethod
+    def keys(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+
+@dataclass
+class RunConfig:
+    """One combination of the grid: everything needed to reproduce a run."""
+
+    dataset: ComponentSpec
+    audio_encoder: ComponentSpec
+    text_encoder: ComponentSpec
+    loss: ComponentSpec
+    seed: int = 0
+    train: TrainSettings = field(default_factory=TrainSettings)
+    device: str = "auto"
+    results_dir: Path = Path("leaderboard/results")
+    runs_dir: Path = Path("runs")
+    teachers: tuple[str, ...] = ()
+    init: str | None = None
+    run_id: str | None = None
+    resume: bool = False
+    preset: str | None = None
+    role: str | None = None  # "teacher" for the stage-1 run a distillation run trained for itself
+
+    def combination_key(self) -> str:
+        """Identity of the experiment without the seed: what seeds are aggregated over."""
+        payload = {
+            "dataset": self.dataset.to_json(),
+            "audio_encoder": self.audio_encoder.to_json(),
+            "text_encoder": self.text_encoder.to_json(),
+            "loss": self.loss.to_json(),
+            "train": dataclasses.asdict(self.train),
+            "teachers": list(self.teachers),
+        }
+        return json.dumps(payload, sort_keys=True, default=str)
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value: JSON scalars and lists, ``none``/``true``/``false``, else a string."""
+    lowered = text.strip().lower()
+    if lowered in ("none", "null"):
+        return None
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        return text
+
+
+def coerce(value: Any, default: Any, label: str) -> Any:
+    """Coerce a parsed value to the type of the option's default, with a clear error."""
+    if value is None or default is None or default is inspect.Parameter.empty:
+        return value
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if isinstance(default, int) and not isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(default, float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(default, str):
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--set {label}={value!r}: expected a {type(default).__name__} like {default!r}") from None
+    return value
+
+
+def parse_set_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
+    """``["passt.pretrained=false", ...]`` -> ``{"passt": {"pretrained": False}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        target, sep, value = pair.partition("=")
+        name, dot, key = target.partition(".")
+        if not sep or not dot or not name or not key:
+            raise ConfigError(f"--set {pair!r}: expected NAME.KEY=VALUE, e.g. --set passt.pretrained=false")
+        out.setdefault(name, {})[key] = parse_value(value)
+    return out
+
+
+def split_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def available_presets() -> dict[str, Path]:
+    return {path.stem: path for path in sorted(PRESET_DIR.glob("*.toml"))}
+
+
+def load_preset(name_or_path: str) -> dict[str, Any]:
+    """A preset is a TOML file with a ``[run]`` table (CLI flag names) and a ``[set]`` table."""
+    presets = available_presets()
+    path = presets.get(name_or_path) or Path(name_or_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown preset {name_or_path!r}; available: {', '.join(presets) or '(none)'} (or a path to a .toml file)"
+        )
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - {"description", "run", "set"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown table {unknown[0]!r}; a preset has description, [run] and [set]")
+    data.setdefault("run", {})
+    data.setdefault("set", {})
+    data["path"] = str(path)
+    return data
+
+
+def build_grid(
+    *,
+    datasets: list[str],
+    encoders: list[str],
+    text_encoders: list[str],
+    losses: list[str],
+    seeds: list[int],
+    set_options: dict[str, dict[str, Any]],
+    train_overrides: dict[str, Any],
+    registry: Any,
+    **common: Any,
+) -> list[RunConfig]:
+    """Every combination of the lists, with ``--set`` options validated and routed to components.
+
+    A ``--set NAME.KEY`` whose NAME is none of the run's components is an error, as is an unknown
+    KEY: the message lists the valid keys. ``train.KEY`` sets :class:`TrainSettings`.
+    """
+    from bench.datasets import dataset_option_targets
+
+    train_kwargs = dict(train_overrides)
+    for key, value in set_options.get("train", {}).items():
+        if key not in TrainSettings.keys():
+            raise ConfigError(f"unknown option train.{key}. Valid keys: {', '.join(TrainSettings.keys())}.")
+        train_kwargs[key] = value
+    defaults = TrainSettings()
+    train_kwargs = {k: coerce(v, getattr(defaults, k), f"train.{k}") for k, v in train_kwargs.items()}
+    if "decay_epochs" in train_kwargs and train_kwargs["decay_epochs"] is not None:
+        train_kwargs["decay_epochs"] = float(train_kwargs["decay_epochs"])
+
+    used_names: set[str] = {"train"}
+    kinds_names = {
+        "audio_encoder": encoders,
+        "text_encoder": text_encoders,
+        "loss": losses,
+    }
+    specs: dict[str, dict[str, ComponentSpec]] = {}
+    for kind, names in kinds_names.items():
+        specs[kind] = {}
+        for name in names:
+            specs[kind][name] = _component_spec(registry, kind, name, set_options.get(name, {}))
+            used_names.add(name)
+    specs["dataset"] = {}
+    for name in datasets:
+        options: dict[str, Any] = {}
+        for member in dataset_option_targets(name):
+            used_names.add(member)
+            member_opts = _component_spec(registry, "dataset", member, set_options.get(member, {})).options
+            if member_opts:
+                options[member] = member_opts
+        # A single dataset keeps its options flat; a combination keeps them per member.
+        if "+" not in name:
+            options = options.get(name, {})
+        specs["dataset"][name] = ComponentSpec(name, options)
+
+    stray = sorted(set(set_options) - used_names)
+    if stray:
+        raise ConfigError(
+            f"--set {stray[0]}.…: no component named {stray[0]!r} in this run "
+            f"(components: {', '.join(sorted(used_names))})"
+        )
+    if not seeds:
+        seeds = [0]
+    grid = []
+    for dataset, encoder, text_encoder, loss, seed in itertools.product(
+        datasets, encoders, text_encoders, losses, seeds
+    ):
+        grid.append(
+            RunConfig(
+                dataset=specs["dataset"][dataset],
+                audio_encoder=specs["audio_encoder"][encoder],
+                text_encoder=specs["text_encoder"][text_encoder],
+                loss=specs["loss"][loss],
+                seed=int(seed),
+                train=TrainSettings(**train_kwargs),
+                **common,
+            )
+        )
+    return grid
+
+
+def _component_spec(registry: Any, kind: str, name: str, options: dict[str, Any]) -> ComponentSpec:
+    entry = registry.get(kind, name)
+    defaults = entry.option_defaults()
+    registry.resolve_options(kind, name, options)  # raises on unknown keys
+    coerced = {k: coerce(v, defaults.get(k), f"{name}.{k}") for k, v in options.items()}
+    return ComponentSpec(name, coerced)
+
+
+def config_to_json(cfg: RunConfig) -> dict[str, Any]:
+    """Everything needed to rebuild the RunConfig (``--resume`` reads it back)."""
+    return {
+        "dataset": cfg.dataset.to_json(),
+        "audio_encoder": cfg.audio_encoder.to_json(),
+        "text_encoder": cfg.text_encoder.to_json(),
+        "loss": cfg.loss.to_json(),
+        "seed": cfg.seed,
+        "train": dataclasses.asdict(cfg.train),
+        "device": cfg.device,
+        "results_dir": str(cfg.results_dir),
+        "runs_dir": str(cfg.runs_dir),
+        "teachers": list(cfg.teachers),
+        "init": cfg.init,
+        "run_id": cfg.run_id,
+        "preset": cfg.preset,
+        "role": cfg.role,
+    }
+
+
+def config_from_json(data: dict[str, Any]) -> RunConfig:
+    def spec(key: str) -> ComponentSpec:
+        return ComponentSpec(data[key]["name"], dict(data[key].get("options", {})))
+
+    return RunConfig(
+        dataset=spec("dataset"),
+        audio_encoder=spec("audio_encoder"),
+        text_encoder=spec("text_encoder"),
+        loss=spec("loss"),
+        seed=int(data["seed"]),
+        train=TrainSettings(**data["train"]),
+        device=data.get("device", "auto"),
+        results_dir=Path(data.get("results_dir", "leaderboard/results")),
+        runs_dir=Path(data.get("runs_dir", "runs")),
+        teachers=tuple(data.get("teachers", ())),
+        init=data.get("init"),
+        run_id=data.get("run_id"),
+        preset=data.get("preset"),
+        role=data.get("role"),
+    )

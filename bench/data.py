@@ -1,0 +1,230 @@
+"""From dataset items to batches: pair lists, samplers, audio loading and collation.
+
+Everything random here is a pure function of (seed, epoch, index), so a run gives the same
+batches whatever the number of DataLoader workers, and a resumed epoch replays exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from bench.batch import Batch
+from bench.errors import DataError
+
+
+@dataclass
+class SplitData:
+    """A dataset split flattened into captions, with integer audio ids."""
+
+    name: str
+    items: list[Any]
+    captions: list[str]
+    audio_of_caption: np.ndarray  # caption index -> item index
+    caption_slot: np.ndarray  # caption index -> position within the item's captions
+
+    @classmethod
+    def from_items(cls, name: str, items: Sequence[Any]) -> "SplitData":
+        items = list(items)
+        if not items:
+            raise DataError(f"the {name} split is empty; check the dataset root and options")
+        captions: list[str] = []
+        owner: list[int] = []
+        slot: list[int] = []
+        for index, item in enumerate(items):
+            for missing in ("audio_id", "audio_path", "captions"):
+                if not hasattr(item, missing):
+                    raise DataError(f"{name} item {index} ({type(item).__name__}) has no {missing!r} attribute")
+            item_captions = list(item.captions)
+            if not item_captions:
+                raise DataError(f"{name} item {item.audio_id!r} has no captions")
+            for position, caption in enumerate(item_captions):
+                captions.append(str(caption))
+                owner.append(index)
+                slot.append(position)
+        return cls(name, items, captions, np.asarray(owner, dtype=np.int64), np.asarray(slot, dtype=np.int64))
+
+    @property
+    def n_audios(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_captions(self) -> int:
+        return len(self.captions)
+
+    def fingerprint(self) -> str:
+        """Identity of the split's content: audio ids and captions, in order."""
+        digest = hashlib.sha256()
+        for index, item in enumerate(self.items):
+            digest.update(str(item.audio_id).encode())
+            digest.update(b"\0")
+        for caption, owner in zip(self.captions, self.audio_of_caption):
+            digest.update(f"{owner}\0{caption}\0".encode())
+        return digest.hexdigest()[:16]
+
+    def summary(self) -> dict[str, Any]:
+        return {"n_audios": self.n_audios, "n_captions": self.n_captions, "fingerprint": self.fingerprint()}
+
+
+def stable_uniform(*keys: int) -> float:
+    """A uniform number in [0, 1) that depends only on ``keys``."""
+    seq = np.random.SeedSequence([int(k) & 0xFFFFFFFF for k in keys])
+    return float(np.random.default_rng(seq).random())
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffled pair indices per epoch, optionally a subset of captions per audio, sharded by rank.
+
+    ``captions_per_audio = k > 0`` draws k captions of each recording per epoch instead of every
+    pair; the draw depends on (seed, epoch) only. Under DDP each rank takes every
+    ``world_size``-th index of the same permutation (padded by wrapping so all ranks agree).
+    """
+
+    def __init__(self, split: SplitData, seed: int, batch_size: int, captions_per_audio: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.split = split
+        self.seed = seed
+        self.batch_size = batch_size
+        self.captions_per_audio = captions_per_audio
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _indices(self) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.captions_per_audio > 0:
+            chosen = []
+            starts = np.flatnonzero(np.r_[True, np.diff(self.split.audio_of_caption) != 0])
+            ends = np.r_[starts[1:], len(self.split.audio_of_caption)]
+            for start, end in zip(starts, ends):
+                order = torch.randperm(int(end - start), generator=generator)[: self.captions_per_audio]
+                chosen.extend(int(start) + int(i) for i in order)
+            pool = torch.tensor(chosen)
+            perm = pool[torch.randperm(len(pool), generator=generator)]
+        else:
+            perm = torch.randperm(self.split.n_captions, generator=generator)
+        indices = perm.tolist()
+        total = math.ceil(len(indices) / self.world_size) * self.world_size
+        indices += indices[: total - len(indices)]
+        return indices[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._indices())
+
+    def __len__(self) -> int:
+        return len(self._indices())
+
+
+class TrainPairs(Dataset):
+    """(audio crop, caption) pairs of a split; the crop offset is a pure function of (seed, epoch, pair)."""
+
+    def __init__(self, split: SplitData, sample_rate: int, crop_seconds: float, seed: int, loader: Any) -> None:
+        self.split = split
+        self.sample_rate = sample_rate
+        self.crop_seconds = crop_seconds
+        self.seed = seed
+        self.loader = loader
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.split.n_captions
+
+    def __getitem__(self, pair: int) -> dict[str, Any]:
+        item_index = int(self.split.audio_of_caption[pair])
+        item = self.split.items[item_index]
+        duration = self.loader.duration(item.audio_path)
+        spare = max(0.0, duration - self.crop_seconds)
+        offset = spare * stable_uniform(self.seed, self.epoch, pair)
+        audio = self.loader.load(item.audio_path, self.sample_rate, offset, self.crop_seconds)
+        return {
+            "audio": audio,
+            "caption": self.split.captions[pair],
+            "item_index": item_index,
+            "caption_index": int(self.split.caption_slot[pair]),
+            "pair_index": pair,
+        }
+
+
+class EvalAudio(Dataset):
+    """Whole clips (up to ``max_seconds``) of a split, in item order."""
+
+    def __init__(self, split: SplitData, sample_rate: int, max_seconds: float | None, loader: Any) -> None:
+        self.split = split
+        self.sample_rate = sample_rate
+        self.max_seconds = max_seconds
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return self.split.n_audios
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.split.items[index]
+        audio = self.loader.load(item.audio_path, self.sample_rate, 0.0, self.max_seconds)
+        return {"audio": audio, "item_index": index}
+
+
+class AudioLoader:
+    """Decodes through :mod:`bench.audio`, optionally through the decoded-audio cache."""
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir
+        self._durations: dict[str, float] = {}
+
+    def duration(self, path: Any) -> float:
+        key = str(path)
+        if key not in self._durations:
+            from bench.audio import audio_info
+
+            self._durations[key] = float(audio_info(path).duration)
+        return self._durations[key]
+
+    def load(self, path: Any, sample_rate: int, offset: float, seconds: float | None) -> np.ndarray:
+        from bench.audio import load_audio
+
+        audio = load_audio(path, sample_rate, offset_seconds=offset, max_seconds=seconds)
+        if audio.size == 0:
+            # A clip shorter than one sample at the target rate still needs a valid input.
+            audio = np.zeros(1, dtype=np.float32)
+        return audio
+
+
+def _pad(audios: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(a) for a in audios], dtype=torch.long)
+    waveforms = torch.zeros(len(audios), int(lengths.max()), dtype=torch.float32)
+    for row, audio in enumerate(audios):
+        waveforms[row, : len(audio)] = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    return waveforms, lengths
+
+
+def collate_pairs(samples: list[dict[str, Any]]) -> Batch:
+    waveforms, lengths = _pad([s["audio"] for s in samples])
+    item_index = torch.tensor([s["item_index"] for s in samples], dtype=torch.long)
+    return Batch(
+        waveforms=waveforms,
+        lengths=lengths,
+        captions=[s["caption"] for s in samples],
+        audio_ids=item_index.clone(),
+        item_index=item_index,
+        caption_index=torch.tensor([s["caption_index"] for s in samples], dtype=torch.long),
+        pair_index=torch.tensor([s["pair_index"] for s in samples], dtype=torch.long),
+    )
+
+
+def collate_audio(samples: list[dict[str, Any]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    waveforms, lengths = _pad([s["audio"] for s in samples])
+    return waveforms, lengths, torch.tensor([s["item_index"] for s in samples], dtype=torch.long)
+
+
+def worker_init(_worker_id: int) -> None:
+    # Each worker would otherwise use as many threads as cores, oversubscribing the machine.
+    torch.set_num_threads(1)

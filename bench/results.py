@@ -1,0 +1,173 @@
+"""One immutable JSON file per run: the schema, the writer and the reader.
+
+Schema (version 1.x; a reader refuses any other major version):
+
+``schema_version``  "1.0"
+``run_id``          unique id, also the file name (``<run_id>.json``)
+``created``         ISO-8601 UTC time the file was written
+``kind``            "train" for a trained run, "fusion" for ``bench fuse``
+``dataset``         ``{name, options, splits: {split: {n_audios, n_captions, fingerprint}}}``
+``audio_encoder``, ``text_encoder``, ``loss``   ``{name, options}`` with every option resolved
+``seed``            integer seed
+``training``        the :class:`bench.config.TrainSettings` used, plus device, amp and world size
+``stage``           ``{stage, M, teachers, init}`` (stage 1 for plain runs)
+``metrics``         ``{"t2a": {...}, "a2t": {...}}`` on the test split, fractions in [0, 1]
+``best_val``        ``{"epoch", "t2a", "a2t"}`` of the kept checkpoint
+``chance``          expected metrics of a uniformly random ranking of the same test split
+``history``         per-epoch train loss and validation metrics
+``skipped``         dataset entries skipped on the user's request, each with its reason
+``provenance``      bench version, git commit, Python, torch, device, plugin distributions
+``timings``         seconds: total, train, eval, per epoch
+``artifacts``       run directory and test embeddings (for fusion); may be absent on other machines
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.errors import BenchError
+
+SCHEMA_VERSION = "1.0"
+SUPPORTED_MAJOR = 1
+REQUIRED_FIELDS = (
+    "schema_version",
+    "run_id",
+    "created",
+    "dataset",
+    "audio_encoder",
+    "text_encoder",
+    "loss",
+    "seed",
+    "training",
+    "metrics",
+    "best_val",
+    "chance",
+    "provenance",
+    "timings",
+)
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same directory and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def git_commit(cwd: Path | None = None) -> dict[str, Any]:
+    """The commit of the bench source tree, and whether it had uncommitted changes."""
+    root = cwd or Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=root, capture_output=True, text=True, timeout=5, check=True,
+            ).stdout.strip()
+        )
+        return {"commit": commit, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def provenance(device: str, plugins: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from bench import __version__
+
+    git = git_commit()
+    return {
+        "bench_version": __version__,
+        "git_commit": git["commit"],
+        "git_dirty": git["dirty"],
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+        "device": device,
+        "plugins": plugins,
+        "argv": sys.argv[1:],
+    }
+
+
+def write_result(result: dict[str, Any], results_dir: Path) -> Path:
+    """Validate and write a result atomically; an existing file is never overwritten."""
+    result = dict(result)
+    result.setdefault("schema_version", SCHEMA_VERSION)
+    result.setdefault("created", utc_now())
+    check_result(result, source=f"result {result.get('run_id')}")
+    path = Path(results_dir) / f"{result['run_id']}.json"
+    if path.exists():
+        raise BenchError(f"{path} already exists: results are immutable; use a new run id")
+    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return path
+
+
+def check_result(result: dict[str, Any], source: str) -> None:
+    version = str(result.get("schema_version", ""))
+    major = version.split(".")[0]
+    if not major.isdigit():
+        raise BenchError(f"{source}: missing or malformed schema_version {version!r}")
+    if int(major) != SUPPORTED_MAJOR:
+        raise BenchError(
+            f"{source}: schema_version {version} is not supported by bench (reads {SUPPORTED_MAJOR}.x); "
+            "upgrade bench or regenerate the result"
+        )
+    missing = [name for name in REQUIRED_FIELDS if name not in result]
+    if missing:
+        raise BenchError(f"{source}: missing field {missing[0]!r} (schema {version})")
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """Read and check one result file; errors name the file."""
+    path = Path(path)
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BenchError(f"{path}: cannot read result: {exc}") from None
+    if not isinstance(result, dict):
+        raise BenchError(f"{path}: a result file holds one JSON object")
+    check_result(result, source=str(path))
+    return result
+
+
+def read_results(results_dir: Path) -> list[dict[str, Any]]:
+    """All results in a directory, sorted by run id for a stable order."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        return []
+    return [read_result(path) for path in sorted(results_dir.glob("*.json"))]
+
+
+def find_result(run_id: str, results_dir: Path) -> dict[str, Any]:
+    path = Path(results_dir) / f"{run_id}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in Path(results_dir).glob("*.json"))
+        raise BenchError(
+            f"no result for run {run_id!r} in {results_dir} (known: {', '.join(known[-5:]) or 'none'}); "
+            "pass --results-dir if it lives elsewhere"
+        )
+    return read_result(path)
