@@ -229,9 +229,27 @@ def t2a_ranks(scores: Any, positives: Any) -> torch.Tensor:
     return _t2a_ranks(s, pos)
 
 
+def _count_ge(s: torch.Tensor, threshold: torch.Tensor, buf: torch.Tensor | None = None) -> torch.Tensor:
+    """Per row, ``#{s[i, :] >= threshold[i]}`` as long.
+
+    Comparing into a float buffer and summing is about 10x faster on CPU than summing a bool
+    tensor (which torch widens to int64), and exact: 0/1 partial sums stay integers below 2**24
+    (float32) or 2**53 (float64, chosen for wider rows).
+    """
+    if buf is None or buf.shape != s.shape:
+        buf = _count_buffer(s)
+    torch.ge(s, threshold, out=buf)
+    return buf.sum(dim=1).long()
+
+
+def _count_buffer(s: torch.Tensor) -> torch.Tensor:
+    dtype = torch.float32 if s.shape[-1] < (1 << 24) else torch.float64
+    return torch.empty(s.shape, dtype=dtype, device=s.device)
+
+
 def _t2a_ranks(s: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     positive_score = s.gather(1, pos[:, None])
-    return (s >= positive_score).sum(dim=1)
+    return _count_ge(s, positive_score)
 
 
 def a2t_ranks(scores: Any, table: CaptionTable) -> tuple[torch.Tensor, torch.Tensor]:
@@ -283,8 +301,9 @@ def _a2t_ranks(
     valid_top = valid.gather(1, top)
 
     all_ge = torch.empty_like(k_top)
+    buf = _count_buffer(s)
     for t in range(k_top.shape[1]):
-        all_ge[:, t] = (s >= s_top[:, t : t + 1]).sum(dim=1)
+        all_ge[:, t] = _count_ge(s, s_top[:, t : t + 1], buf)
     position = k_top + (all_ge - ge_top)  # k + #{irrelevant scoring >= s_k}
 
     hit = valid_top & (position <= MAP_CUTOFF)
