@@ -47,7 +47,7 @@ LEXICON: dict[str, Lexeme] = {
     "noise_pink": Lexeme((("burst of pink noise", "bursts of pink noise"), ("whoosh like wind", "whooshes like wind"),
                           ("pink noise burst", "pink noise bursts"), ("rushing whoosh", "rushing whooshes"))),
     "noise_brown": Lexeme((("burst of brown noise", "bursts of brown noise"), ("deep rumble", "deep rumbles"),
-                           ("low rumbling noise", "low rumbling noises"), ("rumble of brown noise", "rumbles of brown noise"))),
+                           ("rumbling noise", "rumbling noises"), ("rumble of brown noise", "rumbles of brown noise"))),
     "clicks_slow": Lexeme((("slow train of clicks", "slow trains of clicks"),
                            ("slow ticking sequence", "slow ticking sequences"),
                            ("series of slow clicks", "series of slow clicks"),
@@ -84,17 +84,19 @@ POSITION_LEAD = {
     "middle": ("In the middle,", "Midway through,", "Halfway through,"),
     "end": ("At the end,", "Near the end,", "Toward the end,", "Finally,"),
 }
+# Background phrases avoid the attribute words ("quiet", "faint", "soft", "low", "static"), so a
+# text encoder does not confuse a quiet hiss with a quiet event or a hum with a low tone.
 BACKGROUND = {
-    "hiss": ("over a quiet hiss", "with a faint hiss in the background", "against a soft background hiss",
-             "over steady hiss"),
-    "hum": ("over a low electrical hum", "with a hum in the background", "against a steady mains hum",
-            "over a constant low hum"),
+    "hiss": ("over a steady hiss", "with hiss in the background", "against a constant background hiss",
+             "over a gentle hiss"),
+    "hum": ("over an electrical hum", "with a hum in the background", "against a steady mains hum",
+            "over a constant hum"),
     "silence": ("in near silence", "against a silent background", "in an otherwise silent recording",
                 "with nothing else audible"),
 }
 BACKGROUND_SUBJECT = {
-    "hiss": ("A quiet hiss", "Faint background hiss", "A soft steady hiss"),
-    "hum": ("A low electrical hum", "A steady mains hum", "A constant low hum"),
+    "hiss": ("A steady hiss", "Background hiss", "A constant hiss"),
+    "hum": ("An electrical hum", "A steady mains hum", "A constant hum"),
     "silence": ("Near silence", "A silent background", "Silence"),
 }
 

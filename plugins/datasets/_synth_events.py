@@ -2,8 +2,8 @@
 
 A clip is a background (quiet hiss, mains hum or a near-silent noise floor) plus 1 to 3 sound
 events of distinct types. Every event has a loudness (quiet/loud), a duration (short/long; knocks
-have none), a position (start/middle/end of the clip, distinct per event, so the events of a clip
-never overlap and their order is the order of their positions) and a number of repetitions.
+have none), a position (the third of the clip that holds the centre of the event's occurrences;
+the events of a clip never overlap) and a number of repetitions.
 
 Everything random about clip ``index`` of split code ``split_code`` comes from
 ``numpy.random.SeedSequence([seed, split_code, index, stream])``: stream 0 draws the events
@@ -197,6 +197,10 @@ def _layout(rng: np.random.Generator, events: list[EventSpec], total: float) -> 
     for i, e in enumerate(events):
         step = e.event_duration_s + e.gap_s
         e.onsets_s = [_r(starts[i] + k * step) for k in range(e.repetitions)]
+        # The label is where the group really is: a long neighbour can push a "middle" group
+        # to an edge, and then the captions must say so.
+        centre = (e.onsets_s[0] + e.span_s / 2) / total
+        e.position = POSITIONS[min(2, int(centre * 3))]
 
 
 def sample_clip(seed: int, split_code: int, index: int) -> ClipSpec:
