@@ -55,7 +55,8 @@ class CombinedDataset:
     :func:`check_combination` is enforced on construction.
     """
 
-    def __init__(self, datasets: Sequence[Any], names: Sequence[str] | None = None) -> None:
+    def __init__(self, datasets: Sequence[Any], names: Sequence[str] | None = None,
+                 options: dict[str, Any] | None = None) -> None:
         datasets = list(datasets)
         names = list(names) if names is not None else [_name_of(d, i) for i, d in enumerate(datasets)]
         if len(set(names)) != len(names):
@@ -64,11 +65,23 @@ class CombinedDataset:
         self.datasets = datasets
         self.names = names
         self.name = "+".join(names)
+        self._options = options
 
     @property
     def options(self) -> dict[str, Any]:
-        """Each member's options, by member name."""
+        """Each member's options, by member name (as given, else the members' own)."""
+        if self._options is not None:
+            return dict(self._options)
         return {n: getattr(d, "options", None) for n, d in zip(self.names, self.datasets)}
+
+    @property
+    def on_error(self) -> str:
+        """``skip`` only if every member skips; one strict member makes the combination strict.
+
+        Entries a member already skipped while parsing stay skipped (and listed) either way.
+        """
+        policies = {getattr(d, "on_error", "raise") for d in self.datasets}
+        return "skip" if policies == {"skip"} else "raise"
 
     def split(self, name: str) -> list[Any]:
         """``train``: all members' train items (ids prefixed); ``val``/``test``: the last member's."""

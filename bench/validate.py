@@ -295,9 +295,16 @@ def apply_policy(report: ValidationReport, on_error: str) -> tuple[list[Any], li
     check_on_error(on_error)
     if not report.bad:
         return list(report.items), []
-    if on_error == "raise":
-        raise DataError(format_bad(report.bad, report.split))
+    # Entries the dataset already skipped at the user's request (``prior_bad``, not among the
+    # items) are reported but do not raise again; only problems found in the items do.
+    if on_error == "raise" and report.bad_indices:
+        raise DataError(format_bad(_item_entries(report), report.split))
     return report.ok_items, list(report.bad)
+
+
+def _item_entries(report: ValidationReport) -> list[BadEntry]:
+    n_prior = len(report.bad) - len(report.bad_indices)
+    return report.bad[n_prior:]
 
 
 def format_bad(bad: Sequence[BadEntry], split: str = "?", show: int = _SHOW) -> str:

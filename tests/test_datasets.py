@@ -324,3 +324,16 @@ def test_plugin_modules_register_and_stay_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1]).stdout.strip()
     assert out == "clotho,audiocaps,wavcaps,csv False False False"
+
+
+def test_combined_policy_and_options(tmp_path):
+    clotho = ClothoDataset(make_clotho(tmp_path / "c"))
+    ac = AudioCapsDataset(make_audiocaps(tmp_path / "ac", missing=("aaa",)), on_error="skip")
+    comb = CombinedDataset([ac, clotho], names=["audiocaps", "clotho"], options={"audiocaps": {"on_error": "skip"}})
+    assert comb.options == {"audiocaps": {"on_error": "skip"}}
+    assert comb.on_error == "raise"  # one strict member keeps the combination strict
+    assert [b.audio_id for b in comb.skipped("train")] == ["audiocaps/aaa.wav"]
+    assert len(comb.split("train")) == 2 + 3
+    assert CombinedDataset([ac, ClothoDataset(tmp_path / "c", on_error="skip")]).on_error == "skip"
+    with pytest.raises(ConfigError, match="twice"):
+        CombinedDataset([clotho, clotho])

@@ -232,3 +232,18 @@ def test_audio_cache_concurrent_processes(tmp_path):
     assert len(set(outs)) == 1
     assert len(list((tmp_path / "cache").rglob("*.npy"))) == 4
     assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def test_policy_prior_skips_do_not_raise_again(tmp_path):
+    """Entries a dataset already skipped (on_error=skip while parsing) are listed, not re-raised."""
+    items = [_item(tmp_path, "ok.wav")]
+    _wav(tmp_path / "ok.wav")
+    prior = [BadEntry("train", "gone.wav", str(tmp_path / "gone.wav"), "audio file not found")]
+    rep = validate_split(items, root=tmp_path, split="train", prior_bad=prior)
+    kept, skipped = apply_policy(rep, "raise")
+    assert kept == items and skipped == prior
+    assert "1 usable item(s) of 2" in rep.summary()
+    (tmp_path / "ok.wav").write_bytes(b"")
+    rep = validate_split(items, root=tmp_path, split="train", prior_bad=prior)
+    with pytest.raises(DataError, match=r"^1 bad entry in split 'train': \[train\] ok.wav"):
+        apply_policy(rep, "raise")

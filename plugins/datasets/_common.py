@@ -14,7 +14,7 @@ from typing import Any, Iterator, Sequence
 
 from bench.errors import ConfigError, DataError
 from bench.items import Item
-from bench.validate import BadEntry, apply_policy, check_on_error, validate_split
+from bench.validate import BadEntry, check_on_error, format_bad, validate_split
 
 SPLITS = ("train", "val", "test")
 
@@ -126,10 +126,12 @@ class CaptionDataset:
         if name not in self._cache:
             items, prior, expected = self._parse(name)
             report = validate_split(items, root=self.root, split=name, decode=False,
-                                    expected_captions=expected, prior_bad=prior)
-            kept, skipped = apply_policy(report, self.on_error)
-            self._cache[name] = kept
-            self._skipped[name] = skipped
+                                    expected_captions=expected)
+            bad = prior + report.bad
+            if bad and self.on_error == "raise":
+                raise DataError(format_bad(bad, name))
+            self._cache[name] = report.ok_items
+            self._skipped[name] = bad
         return list(self._cache[name])
 
     def skipped(self, name: str) -> list[BadEntry]:
