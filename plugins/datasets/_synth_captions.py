@@ -185,7 +185,7 @@ def _caption(rng: np.random.Generator, spec: ClipSpec, level: float) -> str:
     if len(events) > 1 and quiet and rng.random() < 0.1:
         del events[quiet[int(rng.integers(len(quiet)))]]
     # Captions of busy clips drop more details, so they stay about as long as Clotho's.
-    level *= (1.0, 0.8, 0.6)[len(events) - 1]
+    level *= (1.0, 0.75, 0.5)[len(events) - 1]
     details = []
     for e in events:
         # A position is not worth naming when the event fills most of the clip.
@@ -193,7 +193,7 @@ def _caption(rng: np.random.Generator, spec: ClipSpec, level: float) -> str:
         details.append(_Detail(loudness=rng.random() < level, duration=rng.random() < level,
                                count=rng.random() < min(1.0, level + 0.2),
                                position=positional and rng.random() < level * 0.8))
-    with_bg = rng.random() < level * 0.7
+    with_bg = rng.random() < level * (0.7 if len(events) < 3 else 0.4)
     bg = _pick(rng, BACKGROUND[spec.background])
 
     if len(events) == 1:
@@ -218,19 +218,26 @@ def _caption(rng: np.random.Generator, spec: ClipSpec, level: float) -> str:
             text = _clause(rng, e, d) + (f" {bg}" if with_bg else "")
         return _capitalise(text) + "."
 
-    clauses = [_clause(rng, e, d) for e, d in zip(events, details)]
-    frame = int(rng.integers(4))
-    if frame == 0:
-        text = ", then ".join(clauses)
-    elif frame == 1 and len(clauses) == 2:
-        nxt = _noun_phrase(rng, events[1], details[1])
-        if details[1].position:
-            nxt += " " + _pick(rng, POSITION[events[1].position])
-        text = f"{clauses[0]}, followed by {nxt}"
-    elif frame == 2:
-        text = "first " + ", then ".join(clauses[:-1]) + f", and finally {clauses[-1]}"
+    frame = int(rng.integers(5))
+    if frame >= 3:
+        # Noun phrases only ("Two knocks, then a falling chirp at the end"): the compact form
+        # keeps three-event captions within a text encoder's usual 32 tokens.
+        phrases = []
+        for e, d in zip(events, details):
+            phrase = _noun_phrase(rng, e, d)
+            if d.position:
+                phrase += " " + _pick(rng, POSITION[e.position])
+            phrases.append(phrase)
+        joiner = _pick(rng, (", then ", " followed by ", ", after that "))
+        text = joiner.join(phrases)
     else:
-        text = ", ".join(clauses[:-1]) + f" and then {clauses[-1]}"
+        clauses = [_clause(rng, e, d) for e, d in zip(events, details)]
+        if frame == 0:
+            text = ", then ".join(clauses)
+        elif frame == 1:
+            text = "first " + ", then ".join(clauses[:-1]) + f", and finally {clauses[-1]}"
+        else:
+            text = ", ".join(clauses[:-1]) + f" and then {clauses[-1]}"
     if with_bg:
         text = (f"{_capitalise(bg)}, {text}" if rng.random() < 0.3 else f"{text}, {bg}")
     return _capitalise(text) + "."

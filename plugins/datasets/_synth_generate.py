@@ -39,7 +39,7 @@ from bench.errors import DataError
 
 from plugins.datasets._synth_events import SAMPLE_RATE, ClipSpec, render_clip, sample_clip
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump when the generated files change; it is part of the cache fingerprint."""
 
 SPLITS: dict[str, tuple[str, int]] = {"train": ("development", 0), "val": ("validation", 1),
