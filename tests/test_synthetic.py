@@ -284,8 +284,15 @@ def test_rendered_audio_matches_metadata(default_specs: list[ev.ClipSpec]) -> No
 
 
 def test_deterministic_across_dirs_and_workers(tmp_path: Path, tiny_root: Path) -> None:
-    other = gen.generate(tmp_path / "again", workers=2, **TINY)  # parallel must not change bytes
-    assert _hashes(other) == _hashes(tiny_root)
+    # A user script without a __main__ guard, rendering in parallel: must neither hang (as
+    # multiprocessing's spawn would, re-running the script) nor change a byte.
+    script = tmp_path / "unguarded.py"
+    script.write_text("from plugins.datasets._synth_generate import generate\n"
+                      f"generate({str(tmp_path / 'again')!r}, n_train=6, n_val=3, n_test=3, seed=0, workers=2)\n")
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, timeout=120, capture_output=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    assert _hashes(tmp_path / "again") == _hashes(tiny_root)
     changed = gen.generate(tmp_path / "seed1", workers=1, **{**TINY, "seed": 1})
     h0, h1 = _hashes(tiny_root), _hashes(changed)
     assert h0["clotho_captions_development.csv"] != h1["clotho_captions_development.csv"]

@@ -113,6 +113,70 @@ def _render_to(job: tuple[ClipSpec, str]) -> str:
     return path
 
 
+def _worker_main() -> None:
+    """Entry of a rendering worker process: render the ``[seed, split_code, index, path]`` jobs
+    read as JSON from stdin."""
+    import sys
+
+    for seed, code, index, path in json.loads(sys.stdin.read()):
+        _render_to((sample_clip(seed, code, index), path))
+
+
+def _render_jobs(root: Path, jobs: list[tuple[ClipSpec, str]], n_proc: int) -> None:
+    """Render the jobs here and in ``n_proc - 1`` worker processes.
+
+    The workers are fresh interpreters (``python -c``), not ``multiprocessing`` children: the
+    spawn and forkserver methods re-import the caller's main script, which deadlocks (or
+    recurses) when a user's script without a ``__main__`` guard builds this dataset, and fork
+    copies the caller's threads (torch) into the child.
+    """
+    import subprocess
+    import sys
+
+    if n_proc <= 1 or not sys.executable:
+        for job in jobs:
+            _render_to(job)
+        return
+    here = Path(__file__).resolve().parents[2]  # the directory that holds the plugins package
+    import bench
+
+    paths = [str(here), str(Path(bench.__file__).resolve().parents[1])]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    shares = [jobs[w::n_proc] for w in range(n_proc)]
+    procs = []
+    try:
+        for share in shares[1:]:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", "from plugins.datasets._synth_generate import _worker_main; _worker_main()"],
+                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            procs.append(proc)
+            payload = json.dumps([[s.seed, s.split_code, s.index, path] for s, path in share])
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(payload.encode())
+                proc.stdin.close()
+            except BrokenPipeError:  # the worker died at start; its stderr says why
+                pass
+        for job in shares[0]:
+            _render_to(job)
+        for proc in procs:
+            assert proc.stderr is not None
+            err = proc.stderr.read()  # a worker writes there only when it fails
+            proc.wait()
+            if proc.returncode != 0:
+                tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
+                raise DataError(f"{root}: a rendering worker failed ({tail[0]}); "
+                                f"run again to resume, or pass workers=1")
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+
+
 def _csv_bytes(header: tuple[str, ...] | list[str], rows: list[list[Any]], encoding: str) -> bytes:
     buf = io.StringIO(newline="")
     writer = csv.writer(buf, lineterminator="\n")
@@ -260,18 +324,7 @@ def generate(root: str | os.PathLike[str], n_train: int = 1000, n_val: int = 200
                     jobs.append((s, str(path)))
         t0 = time.perf_counter()
         n_proc = _workers(workers, len(jobs))
-        if n_proc > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn, not fork: the caller may have started threads (torch) that fork would copy.
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=n_proc, mp_context=ctx) as pool:
-                for _ in pool.map(_render_to, jobs, chunksize=16):
-                    pass
-        else:
-            for job in jobs:
-                _render_to(job)
+        _render_jobs(root, jobs, n_proc)
         if progress and jobs:
             print(f"synthetic: rendered {len(jobs)} clips in {time.perf_counter() - t0:.1f} s "
                   f"({n_proc} process(es)) into {root}", flush=True)
