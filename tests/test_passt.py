@@ -109,7 +109,14 @@ def test_missing_weights_fail_fast_with_one_clear_error(torch_home: str, no_netw
 
 @pytest.fixture(scope="module")
 def small_net() -> nn.Module:
-    return build_passt(arch=SMALL_ARCH, pretrained=False).net
+    """A bare hear21passt network, heads included, like the released weight files."""
+    import contextlib
+    import io
+
+    from hear21passt.models.passt import get_model
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return get_model(arch=SMALL_ARCH, pretrained=False, fstride=10, tstride=10, input_tdim=998)
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +130,16 @@ def test_pretrained_weights_load_from_the_cache(small_state: dict, torch_home: s
     torch.save(small_state, path)
     enc = build_passt(arch=SMALL_ARCH)
     assert enc.pretrained is True
-    for k, v in enc.net.state_dict().items():
+    loaded = enc.net.state_dict()
+    assert set(loaded) == {k for k in small_state if not k.startswith(("head.", "head_dist."))}
+    for k, v in loaded.items():
         assert torch.equal(v, small_state[k]), k
 
 
 def test_checkpoint_wrappers_and_prefix_are_unwrapped(small_net: nn.Module, small_state: dict, tmp_path) -> None:
     path = tmp_path / "lightning.ckpt"
-    torch.save({"state_dict": {f"net.{k}": v for k, v in small_state.items()}}, path)
+    headless = {k: v for k, v in small_state.items() if not k.startswith(("head.", "head_dist."))}
+    torch.save({"state_dict": {f"net.{k}": v for k, v in headless.items()}}, path)
     with torch.no_grad():
         small_net.blocks[6].mlp.fc2.weight.zero_()
     _passt_model.load_passt_state_dict(small_net, str(path), SMALL_ARCH)
@@ -190,6 +200,9 @@ def test_random_init_trains_with_finite_gradients(ap468_3s) -> None:
     enc.zero_grad()
     out.pow(2).sum().backward()
     grads = {n: p.grad for n, p in enc.named_parameters() if p.grad is not None}
+    # every parameter takes part (the AudioSet heads are dropped), as DDP requires
+    assert set(grads) == {n for n, p in enc.named_parameters()}
+    assert not any(n.startswith(("net.head.", "net.head_dist.")) for n in grads)
     assert "net.patch_embed.proj.weight" in grads and "net.blocks.11.mlp.fc2.weight" in grads
     assert all(torch.isfinite(g).all() for g in grads.values())
     assert grads["net.patch_embed.proj.weight"].abs().sum() > 0

@@ -52,7 +52,8 @@ def load_passt_state_dict(net: nn.Module, path: str, arch: str) -> None:
     """Load a PaSST checkpoint from a local file into ``net`` (``torch.load(weights_only=True)``).
 
     Accepts the released state dicts, ``{"model": ...}`` / ``{"state_dict": ...}`` wrappers and a
-    common ``net.`` prefix (PaSST's own Lightning checkpoints). 3-channel patch-embedding weights
+    common ``net.`` prefix (PaSST's own Lightning checkpoints), with or without the AudioSet
+    classifier heads (which the encoder drops). 3-channel patch-embedding weights
     (ImageNet-style) are summed to 1 channel as timm does. A file that does not fit ``arch``
     raises :class:`ConfigError` summarising the missing, unexpected and mis-shaped tensors.
     """
@@ -78,7 +79,8 @@ def load_passt_state_dict(net: nn.Module, path: str, arch: str) -> None:
     if conv in state and conv in expected and state[conv].dim() == 4:
         if state[conv].shape[1] == 3 and expected[conv].shape[1] == 1:
             state[conv] = state[conv].float().sum(dim=1, keepdim=True).to(state[conv].dtype)
-    missing = sorted(expected.keys() - state.keys())
+    # The AudioSet classifier heads are dropped after loading, so a file without them is fine.
+    missing = sorted(k for k in expected.keys() - state.keys() if not k.startswith(("head.", "head_dist.")))
     unexpected = sorted(state.keys() - expected.keys())
     mismatched = [
         f"{k}: file {_shape(state[k])} vs model {_shape(expected[k])}"
@@ -97,7 +99,7 @@ def load_passt_state_dict(net: nn.Module, path: str, arch: str) -> None:
             f"passt: checkpoint {path} does not fit arch {arch!r}: {'; '.join(parts)}; "
             f"set the arch the file was trained as with --set passt.arch=NAME"
         )
-    net.load_state_dict(state, strict=True)
+    net.load_state_dict(state, strict=False)  # strict in effect: only head tensors may be missing
 
 
 class PasstAudioEncoder(nn.Module):
@@ -176,6 +178,13 @@ class PasstAudioEncoder(nn.Module):
             )
         if weights is not None:
             load_passt_state_dict(net, os.fspath(weights), arch)
+        # Retrieval uses the features only. The AudioSet classifier heads would get no gradient,
+        # which DistributedDataParallel (without find_unused_parameters) rejects, so drop them
+        # after loading. Identity, not None: hear21passt picks its distilled path by
+        # ``head_dist is not None``, and then returns (head(features), features).
+        net.head = nn.Identity()
+        if getattr(net, "head_dist", None) is not None:
+            net.head_dist = nn.Identity()
         self.net = net
         self.embed_dim = self._probe_embed_dim()
         if self.freeze:
