@@ -339,3 +339,16 @@ def test_training_mode_reaches_front_end_and_net(mock_encoder) -> None:
     b = enc.eval()(x, torch.tensor([2 * SR]))
     assert not torch.allclose(a, b)  # jitter and masks are on in training only
     assert math.isfinite(float(a.detach().sum()))
+
+
+def test_plugin_module_imports_light() -> None:
+    import subprocess
+
+    code = (
+        "import sys, plugins.encoders.passt; "
+        "print(sorted(m for m in ('torch', 'numpy', 'timm', 'hear21passt') if m in sys.modules))"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env=env, check=True)
+    assert out.stdout.strip() == "[]"
