@@ -1,8 +1,9 @@
 """PaSST's log-mel front end in pure torch (SPEC §4).
 
 PaSST was pre-trained on spectrograms from ``hear21passt.models.preprocess.AugmentMelSTFT``; the
-weights are only useful on the same input. That module imports torchaudio, which cannot be
-installed beside the torch used here, so this module recomputes the same features without it:
+weights are only useful on the same input. That module imports torchaudio, which stopped at 2.11
+and is not a dependency of bench (SPEC §4), so this module recomputes the same features in pure
+torch (tests/test_passt_frontend.py compares the two wherever torchaudio imports):
 
 * pre-emphasis ``y[n] = x[n+1] - 0.97 x[n]`` (the length shrinks by one sample, as in the original);
 * ``torch.stft`` with n_fft 1024, a 800-sample symmetric Hann window, hop 320, ``center=True``
@@ -79,7 +80,8 @@ def kaldi_mel_banks(
 def _mask_rows_iid(spec: Tensor, max_width: int, axis: int) -> Tensor:
     """One random band of width ``floor(U*max_width)`` per batch row along ``axis`` (1 or 2), set to 0.
 
-    Same sampling as torchaudio's ``mask_along_axis_iid`` (torchaudio >= 0.12), so a seeded run
+    Same sampling as torchaudio 2.x's ``mask_along_axis_iid`` (which ``FrequencyMasking`` and
+    ``TimeMasking`` with ``iid_masks=True`` use for any batched input), so a seeded run
     reproduces the original: width ``v = U1 * max_width``, start ``floor(U2 * (size - v))``,
     band ``[start, start + floor(v))``.
     """
