@@ -257,6 +257,8 @@ def test_float32_under_autocast() -> None:
 
 
 # ---------------------------------------------------------------- against the original
+@pytest.mark.filterwarnings("ignore:stft with return_complex=False:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*torch.cuda.amp.autocast:FutureWarning")
 def test_matches_hear21passt_augmentmelstft() -> None:
     pytest.importorskip("torchaudio", reason="torchaudio is not installable beside torch 2.14 (SPEC §4)")
     from hear21passt.models.preprocess import AugmentMelSTFT
