@@ -328,6 +328,7 @@ def test_half_generated_root_is_completed_not_used(tmp_path: Path, tiny_root: Pa
     damaged = root / "validation" / "validation_00001.wav"
     damaged.write_bytes(damaged.read_bytes()[:1000])
     (root / "development" / ".development_00003.wav.tmp.999").write_bytes(b"partial")
+    (root / f".{gen.MARKER_FILE}.tmp.999").write_bytes(b"{")
     (root / "clotho_captions_evaluation.csv").write_text("file_name,caption_1\n")
     assert not gen.is_complete(root, gen.options_dict(**TINY))
     gen.generate(root, workers=1, **TINY)

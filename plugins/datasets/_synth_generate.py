@@ -229,7 +229,17 @@ def _locked(path: Path) -> Iterator[None]:
                 fh.seek(0)
                 msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)
         else:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            waited = 0.0
+            while True:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if waited == 5.0:  # say why we sit still; a hung holder would look like our hang
+                        print(f"synthetic: waiting for another process that is generating {path.parent}",
+                              flush=True)
+                    time.sleep(0.25)
+                    waited += 0.25
             try:
                 yield
             finally:
@@ -309,6 +319,8 @@ def generate(root: str | os.PathLike[str], n_train: int = 1000, n_val: int = 200
         specs = {split: clip_specs(counts[split], split, int(seed)) for split in SPLITS}
 
         jobs: list[tuple[ClipSpec, str]] = []
+        for stale in root.glob(".*.tmp.*"):  # a CSV or marker left half-written by a killed run
+            stale.unlink()
         for split, (folder, _code) in SPLITS.items():
             d = root / folder
             d.mkdir(exist_ok=True)
