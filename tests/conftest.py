@@ -1,0 +1,65 @@
+"""Shared test fixtures: a factory for valid result dicts (schema 1.x)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import pytest
+
+
+def _metrics(map10: float) -> dict[str, dict[str, float]]:
+    # Plausible, internally ordered numbers derived from one value so tables are easy to check.
+    return {
+        "t2a": {"mAP@10": map10, "R@1": map10 * 0.8, "R@5": min(1.0, map10 * 2), "R@10": min(1.0, map10 * 2.5)},
+        "a2t": {"mAP@10": map10 * 0.9, "R@1": map10, "R@5": min(1.0, map10 * 2), "R@10": min(1.0, map10 * 2.5)},
+    }
+
+
+def _deep_update(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def build_result(run_id: str = "run-a", *, t2a_map: float = 0.25, replace: dict[str, Any] | None = None,
+                 **overrides: Any) -> dict[str, Any]:
+    """A valid result dict. Keyword overrides are merged into nested dicts; ``replace`` sets keys wholesale."""
+    result: dict[str, Any] = {
+        "schema_version": "1.0",
+        "run_id": run_id,
+        "created": "2025-01-01T00:00:00+00:00",
+        "kind": "train",
+        "combination": f"combo-{run_id}",
+        "dataset": {
+            "name": "synthetic",
+            "options": {"n_train": 1000},
+            "set": {},
+            "splits": {"test": {"n_audios": 200, "n_captions": 1000, "fingerprint": "fp-test"}},
+        },
+        "audio_encoder": {"name": "cnn", "options": {"n_mels": 64}, "set": {}},
+        "text_encoder": {"name": "minilm", "options": {"freeze": True}, "set": {}},
+        "loss": {"name": "ntxent", "options": {"tau": 0.05}, "set": {}},
+        "seed": 0,
+        "training": {"epochs": 8, "device": "cpu"},
+        "stage": {"stage": 1, "M": None, "teachers": [], "init": None, "role": None},
+        "metrics": _metrics(t2a_map),
+        "best_val": {"epoch": 3, **_metrics(t2a_map)},
+        "chance": _metrics(0.01),
+        "history": [],
+        "skipped": [],
+        "provenance": {"bench_version": "0.1.0", "device": "cpu"},
+        "timings": {"train_s": 125.0, "eval_s": 10.0, "total_s": 140.0},
+    }
+    _deep_update(result, copy.deepcopy(overrides))
+    result.update(copy.deepcopy(replace or {}))
+    return result
+
+
+@pytest.fixture
+def make_result() -> Callable[..., dict[str, Any]]:
+    """``make_result(run_id, t2a_map=..., seed=..., loss={"set": {...}}, replace={...})`` -> a valid result dict."""
+    return build_result
