@@ -61,9 +61,11 @@ class MfccEncoder(nn.Module):
             spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=True, return_complex=True)
             power = spec.abs().pow(2).transpose(1, 2)  # [B, frames, bins]
             mfcc = torch.log(power @ self.mel.T + 1e-6) @ self.dct.T  # [B, frames, n_coeffs]
-            # Frames centred on zero padding would make short clips look like silence.
+            # Only frames whose window ends inside the clip count, so a clip gets the same
+            # embedding alone or zero-padded in a batch (frame 0 always counts).
             frame = torch.arange(mfcc.shape[1], device=mfcc.device)
-            valid = (frame[None, :] <= lengths.to(mfcc.device)[:, None] // self.hop).unsqueeze(-1).float()
+            last = (lengths.to(mfcc.device) - self.n_fft // 2).clamp(min=0) // self.hop
+            valid = (frame[None, :] <= last[:, None]).unsqueeze(-1).float()
             count = valid.sum(dim=1).clamp(min=1.0)
             mean = (mfcc * valid).sum(dim=1) / count
             var = ((mfcc - mean[:, None]) ** 2 * valid).sum(dim=1) / count
