@@ -19,6 +19,7 @@ DEFAULTS = {
     "text_encoder": "minilm",
     "loss": "ntxent",
 }
+RUN_KEYS = ("dataset", "encoder", "text_encoder", "loss", "seed", "device", "results_dir", "runs_dir", "teachers", "init")
 # Flags that map onto TrainSettings (flag dest -> field).
 TRAIN_FLAGS = {
     "epochs": "epochs",
@@ -123,22 +124,38 @@ def _merge_preset(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     """Values from the preset, overridden by explicit flags; returns (values, --set list)."""
     from bench.config import load_preset
 
+    from bench.config import TrainSettings
+
     values: dict[str, Any] = {}
     sets: list[str] = []
     if args.preset:
         preset = load_preset(args.preset)
-        run = dict(preset["run"])
-        for key, value in run.items():
-            values[key.replace("-", "_")] = value
-        for key, value in preset["set"].items():
+        allowed = set(RUN_KEYS) | set(TRAIN_FLAGS) | set(TrainSettings.keys())
+        for key, value in preset["run"].items():
+            key = key.replace("-", "_")
+            if key not in allowed:
+                raise ConfigError(f"{preset['path']}: unknown [run] key {key!r}; valid keys: {', '.join(sorted(allowed))}")
+            values[key] = ",".join(str(v) for v in value) if isinstance(value, list) else value
+        for key, value in _flatten(preset["set"]).items():
             sets.append(f"{key}={_preset_value(value)}")
-    for key in ("dataset", "encoder", "text_encoder", "loss", "seed", "device", "results_dir", "runs_dir",
-                "teachers", "init", *TRAIN_FLAGS):
+    for key in (*RUN_KEYS, *TRAIN_FLAGS):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
     sets.extend(args.set)  # later --set wins over the preset's
     return values, sets
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"cnn": {"n_mels": 32}}`` (TOML's reading of ``cnn.n_mels = 32``) -> ``{"cnn.n_mels": 32}``."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def _preset_value(value: Any) -> str:
@@ -160,17 +177,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.registry import get_registry
     from bench.runner import config_for_resume, latest_run, run_grid
 
+    from bench.trainer import select_device
+
     if args.resume:
         runs_dir = Path(args.runs_dir or "runs")
         run_id = latest_run(runs_dir) if args.resume == "latest" else args.resume
         configs = [config_for_resume(run_id, runs_dir)]
+        select_device(args.device or configs[0].device)  # fail before any data or model work
+        if args.device:
+            configs[0].device = args.device
     else:
         values, sets = _merge_preset(args)
         train_overrides = {field: values[flag] for flag, field in TRAIN_FLAGS.items() if flag in values}
         for key in list(values):
-            if key not in TRAIN_FLAGS and key not in ("dataset", "encoder", "text_encoder", "loss", "seed", "device",
-                                                      "results_dir", "runs_dir", "teachers", "init"):
+            if key not in TRAIN_FLAGS and key not in RUN_KEYS:
                 train_overrides[key] = values.pop(key)  # preset [run] keys naming TrainSettings fields
+        select_device(values.get("device", "auto"))  # fail before any data or model work
         seeds = [_int(s, "--seed") for s in split_list(str(values.get("seed", "0")))]
         configs = build_grid(
             datasets=split_list(values.get("dataset", DEFAULTS["dataset"])),
@@ -271,9 +293,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     stray = sorted(set(set_options) - set(members))
     if stray:
         raise ConfigError(f"--set {stray[0]}.…: {stray[0]!r} is not part of dataset {args.dataset!r}")
-    for member in members:
-        registry.resolve_options("dataset", member, set_options.get(member, {}))
-    options = {m: set_options.get(m, {}) for m in members} if len(members) > 1 else set_options.get(args.dataset, {})
+    from bench.config import component_spec
+
+    typed = {m: component_spec(registry, "dataset", m, set_options.get(m, {})).options for m in members}
+    options = typed if len(members) > 1 else typed[args.dataset]
     dataset = build_dataset(ComponentSpec(args.dataset, options), registry)
     reports = validate_dataset(dataset, SPLITS, sample_rate=args.sample_rate)
     bad_total = 0

@@ -57,6 +57,7 @@ class TrainSettings:
     eval_batch_size: int = 64
     eval_chunk: int = 2048
     captions_per_audio: int = 0  # 0: every (audio, caption) pair each epoch; k: k random captions per audio
+    embedding_cache: bool = True  # cache frozen encoders' outputs on disk (see bench.embedding_cache)
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -111,8 +112,20 @@ def parse_value(text: str) -> Any:
         return text
 
 
+class RawValue(str):
+    """Text of a ``--set`` value, parsed only once the option's type (its default) is known."""
+
+
 def coerce(value: Any, default: Any, label: str) -> Any:
-    """Coerce a parsed value to the type of the option's default, with a clear error."""
+    """Coerce a value to the type of the option's default, with a clear error.
+
+    Command-line text for a string option is kept verbatim (``root=1.10`` stays ``"1.10"``,
+    ``amp=off`` stays ``"off"``); for other options it is parsed first (see :func:`parse_value`).
+    """
+    if isinstance(value, RawValue):
+        if isinstance(default, str):
+            return str(value)
+        value = parse_value(value)
     if value is None or default is None or default is inspect.Parameter.empty:
         return value
     try:
@@ -134,14 +147,17 @@ def coerce(value: Any, default: Any, label: str) -> Any:
 
 
 def parse_set_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
-    """``["passt.pretrained=false", ...]`` -> ``{"passt": {"pretrained": False}}``."""
+    """``["passt.pretrained=false", ...]`` -> ``{"passt": {"pretrained": RawValue("false")}}``.
+
+    Values stay text until :func:`coerce` knows the option's type.
+    """
     out: dict[str, dict[str, Any]] = {}
     for pair in pairs:
         target, sep, value = pair.partition("=")
         name, dot, key = target.partition(".")
         if not sep or not dot or not name or not key:
             raise ConfigError(f"--set {pair!r}: expected NAME.KEY=VALUE, e.g. --set passt.pretrained=false")
-        out.setdefault(name, {})[key] = parse_value(value)
+        out.setdefault(name, {})[key] = RawValue(value)
     return out
 
 
@@ -203,9 +219,9 @@ def build_grid(
             raise ConfigError(f"unknown option train.{key}. Valid keys: {', '.join(TrainSettings.keys())}.")
         train_kwargs[key] = value
     defaults = TrainSettings()
-    train_kwargs = {k: coerce(v, getattr(defaults, k), f"train.{k}") for k, v in train_kwargs.items()}
-    if "decay_epochs" in train_kwargs and train_kwargs["decay_epochs"] is not None:
-        train_kwargs["decay_epochs"] = float(train_kwargs["decay_epochs"])
+    # decay_epochs defaults to None (the last epoch) but is a float when set.
+    typed_defaults = {**dataclasses.asdict(defaults), "decay_epochs": 1.0}
+    train_kwargs = {k: coerce(v, typed_defaults[k], f"train.{k}") for k, v in train_kwargs.items()}
 
     used_names: set[str] = {"train"}
     kinds_names = {
@@ -217,14 +233,14 @@ def build_grid(
     for kind, names in kinds_names.items():
         specs[kind] = {}
         for name in names:
-            specs[kind][name] = _component_spec(registry, kind, name, set_options.get(name, {}))
+            specs[kind][name] = component_spec(registry, kind, name, set_options.get(name, {}))
             used_names.add(name)
     specs["dataset"] = {}
     for name in datasets:
         options: dict[str, Any] = {}
         for member in dataset_option_targets(name):
             used_names.add(member)
-            member_opts = _component_spec(registry, "dataset", member, set_options.get(member, {})).options
+            member_opts = component_spec(registry, "dataset", member, set_options.get(member, {})).options
             if member_opts:
                 options[member] = member_opts
         # A single dataset keeps its options flat; a combination keeps them per member.
@@ -258,7 +274,7 @@ def build_grid(
     return grid
 
 
-def _component_spec(registry: Any, kind: str, name: str, options: dict[str, Any]) -> ComponentSpec:
+def component_spec(registry: Any, kind: str, name: str, options: dict[str, Any]) -> ComponentSpec:
     entry = registry.get(kind, name)
     defaults = entry.option_defaults()
     registry.resolve_options(kind, name, options)  # raises on unknown keys

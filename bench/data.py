@@ -126,14 +126,21 @@ class EpochSampler(Sampler[int]):
 
 
 class TrainPairs(Dataset):
-    """(audio crop, caption) pairs of a split; the crop offset is a pure function of (seed, epoch, pair)."""
+    """(audio crop, caption) pairs of a split; the crop offset is a pure function of (seed, epoch, pair).
 
-    def __init__(self, split: SplitData, sample_rate: int, crop_seconds: float, seed: int, loader: Any) -> None:
+    ``crop_seconds=None`` gives the evaluation view (the clip from its start up to
+    ``max_seconds``); ``load_audio=False`` skips decoding when cached features replace the audio.
+    """
+
+    def __init__(self, split: SplitData, sample_rate: int, crop_seconds: float | None, seed: int, loader: Any,
+                 max_seconds: float | None = None, load_audio: bool = True) -> None:
         self.split = split
         self.sample_rate = sample_rate
         self.crop_seconds = crop_seconds
+        self.max_seconds = max_seconds
         self.seed = seed
         self.loader = loader
+        self.load_audio = load_audio
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -142,10 +149,15 @@ class TrainPairs(Dataset):
     def __getitem__(self, pair: int) -> dict[str, Any]:
         item_index = int(self.split.audio_of_caption[pair])
         item = self.split.items[item_index]
-        duration = self.loader.duration(item.audio_path)
-        spare = max(0.0, duration - self.crop_seconds)
-        offset = spare * stable_uniform(self.seed, self.epoch, pair)
-        audio = self.loader.load(item.audio_path, self.sample_rate, offset, self.crop_seconds)
+        if not self.load_audio:
+            audio = np.zeros(1, dtype=np.float32)
+        elif self.crop_seconds is None:
+            audio = self.loader.load(item.audio_path, self.sample_rate, 0.0, self.max_seconds)
+        else:
+            duration = self.loader.duration(item.audio_path)
+            spare = max(0.0, duration - self.crop_seconds)
+            offset = spare * stable_uniform(self.seed, self.epoch, pair)
+            audio = self.loader.load(item.audio_path, self.sample_rate, offset, self.crop_seconds)
         return {
             "audio": audio,
             "caption": self.split.captions[pair],

@@ -1,17 +1,56 @@
-"""Embedding a split with a trained dual encoder and scoring it (both directions)."""
+"""Embedding a split with a dual encoder and scoring it (both directions)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from bench.data import AudioLoader, EvalAudio, SplitData, collate_audio, worker_init
 from bench.model import DualEncoder
 from bench.progress import progress
+
+
+@torch.no_grad()
+def audio_features(model: DualEncoder, split: SplitData, *, device: torch.device, batch_size: int, num_workers: int,
+                   loader: AudioLoader, autocast: Any = contextlib.nullcontext, desc: str = "embed",
+                   indices: list[int] | None = None) -> torch.Tensor:
+    """The audio encoder's outputs (before projection) for whole clips, in item order, fp32 on the CPU."""
+    sample_rate = int(model.audio_encoder.sample_rate)
+    max_seconds = getattr(model.audio_encoder, "max_seconds", 30.0)
+    dataset = EvalAudio(split, sample_rate, max_seconds, loader)
+    if indices is not None:
+        dataset = Subset(dataset, indices)
+    batches = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_audio,
+                         worker_init_fn=worker_init, pin_memory=device.type == "cuda")
+    parts = []
+    for waveforms, lengths, _ in progress(batches, desc=f"{desc} audio", unit="batch"):
+        with autocast():
+            parts.append(model.audio_encoder(waveforms.to(device, non_blocking=True), lengths.to(device)).float().cpu())
+    return torch.cat(parts) if parts else torch.zeros(0, model.audio_encoder.embed_dim)
+
+
+@torch.no_grad()
+def text_features(model: DualEncoder, captions: list[str], *, batch_size: int,
+                  autocast: Any = contextlib.nullcontext, desc: str = "embed") -> torch.Tensor:
+    """The text encoder's outputs (before projection), fp32 on the CPU."""
+    parts = []
+    for start in progress(range(0, len(captions), batch_size), desc=f"{desc} text", unit="batch"):
+        with autocast():
+            parts.append(model.text_encoder(captions[start : start + batch_size]).float().cpu())
+    return torch.cat(parts) if parts else torch.zeros(0, model.text_encoder.embed_dim)
+
+
+@torch.no_grad()
+def _project(project: Any, features: torch.Tensor, device: torch.device) -> torch.Tensor:
+    parts = [project(features[i : i + 4096].to(device)).float().cpu() for i in range(0, len(features), 4096)]
+    return torch.cat(parts)
 
 
 @torch.no_grad()
@@ -27,54 +66,49 @@ def embed_split(
     desc: str = "embed",
     rank: int = 0,
     world_size: int = 1,
+    cached: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Projected, normalised embeddings ``(audio [n_audios, D], text [n_captions, D])`` on the CPU, fp32.
+    """Projected, normalised embeddings ``(audio [n_audios, D], text [n_captions, D])``, fp32 on the CPU.
 
-    Under DDP every rank embeds a strided share and the shares are gathered, so all ranks return
-    the full matrices.
+    ``cached`` may hold precomputed encoder outputs (``"audio"``, ``"text"`` arrays) of frozen
+    encoders; only the projections are applied to them. Under DDP every rank encodes a strided
+    share and the shares are gathered, so every rank returns the full matrices.
     """
+    cached = cached or {}
     was_training = model.training
     model.eval()
-    sample_rate = int(model.audio_encoder.sample_rate)
-    max_seconds = getattr(model.audio_encoder, "max_seconds", 30.0)
-    audio_set = EvalAudio(split, sample_rate, max_seconds, loader)
-    indices = list(range(rank, len(audio_set), world_size))
-    audio_loader = DataLoader(
-        torch.utils.data.Subset(audio_set, indices),
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=collate_audio,
-        worker_init_fn=worker_init,
-        pin_memory=device.type == "cuda",
-    )
-    audio_parts, audio_index = [], []
-    for waveforms, lengths, item_index in progress(audio_loader, desc=f"{desc} audio", unit="batch"):
-        with autocast():
-            emb = model.encode_audio(waveforms.to(device, non_blocking=True), lengths.to(device))
-        audio_parts.append(emb.float().cpu())
-        audio_index.append(item_index)
-    text_parts = []
-    caption_ids = list(range(rank, split.n_captions, world_size))
-    for start in progress(range(0, len(caption_ids), batch_size), desc=f"{desc} text", unit="batch"):
-        chunk = [split.captions[i] for i in caption_ids[start : start + batch_size]]
-        with autocast():
-            text_parts.append(model.encode_text(chunk).float().cpu())
-    model.train(was_training)
-    audio = torch.cat(audio_parts) if audio_parts else torch.zeros(0, model.audio_proj.out_features)
-    text = torch.cat(text_parts) if text_parts else torch.zeros(0, model.text_proj.out_features)
-    if world_size > 1:
-        from bench.distributed import all_gather_nograd
-
-        audio = _unstride(all_gather_nograd(audio.to(device)), world_size, split.n_audios)
-        text = _unstride(all_gather_nograd(text.to(device)), world_size, split.n_captions)
+    try:
+        if cached.get("audio") is not None:
+            audio = _project(model.project_audio, torch.from_numpy(np.asarray(cached["audio"])), device)
+        else:
+            share = list(range(rank, split.n_audios, world_size))
+            features = audio_features(model, split, device=device, batch_size=batch_size, num_workers=num_workers,
+                                      loader=loader, autocast=autocast, desc=desc, indices=share)
+            audio = _gather(_project(model.project_audio, features, device), world_size, split.n_audios, device)
+        if cached.get("text") is not None:
+            text = _project(model.project_text, torch.from_numpy(np.asarray(cached["text"])), device)
+        else:
+            share_captions = split.captions[rank::world_size]
+            features = text_features(model, share_captions, batch_size=batch_size, autocast=autocast, desc=desc)
+            text = _gather(_project(model.project_text, features, device), world_size, split.n_captions, device)
+    finally:
+        model.train(was_training)
     return audio, text
 
 
-def _unstride(parts: list[torch.Tensor], world_size: int, total: int) -> torch.Tensor:
-    """Rank r holds rows r, r+W, r+2W, ...: interleave the gathered shares back into order."""
-    out = torch.empty(total, parts[0].shape[1], dtype=parts[0].dtype)
-    for rank, part in enumerate(parts):
-        out[rank::world_size] = part.cpu()[: len(range(rank, total, world_size))]
+def _gather(local: torch.Tensor, world_size: int, total: int, device: torch.device) -> torch.Tensor:
+    """Rank r holds rows r, r+W, r+2W, ...: gather the shares and interleave them back into order."""
+    if world_size == 1:
+        return local
+    from bench.distributed import all_gather_nograd
+
+    gathered = all_gather_nograd(local.to(device)).cpu()
+    sizes = [len(range(r, total, world_size)) for r in range(world_size)]
+    out = torch.empty(total, local.shape[1], dtype=local.dtype)
+    offset = 0
+    for r, size in enumerate(sizes):
+        out[r::world_size] = gathered[offset : offset + size]
+        offset += size
     return out
 
 
@@ -85,12 +119,8 @@ def score_split(audio: torch.Tensor, text: torch.Tensor, split: SplitData, chunk
     return retrieval_metrics(audio, text, split.audio_of_caption, chunk_size=chunk)
 
 
-def save_embeddings(path: Any, audio: torch.Tensor, text: torch.Tensor, split: SplitData) -> None:
+def save_embeddings(path: Path, audio: torch.Tensor, text: torch.Tensor, split: SplitData) -> None:
     """Test embeddings in a run directory, so that runs can be fused later without re-encoding."""
-    import os
-    import tempfile
-    from pathlib import Path
-
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
     os.close(fd)

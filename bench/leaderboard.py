@@ -91,6 +91,8 @@ def benchmark_title(result: dict[str, Any]) -> str:
     title = dataset["name"] + (f" ({opts})" if opts else "")
     if test:
         title += f" — test: {test.get('n_audios', '?')} audios, {test.get('n_captions', '?')} captions"
+        if test.get("fingerprint"):
+            title += f" [{str(test['fingerprint'])[:8]}]"
     return title
 
 
@@ -130,6 +132,8 @@ def build_tables(results: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[s
         title = part["title"].iloc[0]
         out = []
         for _, group in part.groupby("combination", sort=True):
+            # A seed run again with --force counts once: its latest run (run ids sort by time).
+            group = group.drop_duplicates("seed", keep="last")
             first = group.iloc[0]
             out.append(
                 {

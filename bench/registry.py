@@ -137,7 +137,7 @@ class Registry:
         try:
             plugin = loader()
             self.pm.register(plugin, name=key)
-        except Exception as exc:  # a broken plugin must not take the harness down
+        except (Exception, SystemExit) as exc:  # a broken plugin must not take the harness down
             status.error = f"cannot load {module_name}: {_one_line(exc)}"
             return status
         for kind, hook_name in HOOK_OF_KIND.items():
@@ -146,7 +146,7 @@ class Registry:
                     continue
                 try:
                     impl.function(register=self._registrar(kind, status))
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     status.error = f"{hook_name} failed: {_one_line(exc)}"
         return status
 
@@ -190,9 +190,9 @@ class Registry:
         if hint:
             message += f"; did you mean {hint[0]!r}?"
         message += f" Available: {', '.join(available) or '(none)'}."
-        failed = [p.name for p in self.plugins.values() if not p.ok]
+        failed = [f"{p.name} ({p.error})" for p in self.plugins.values() if not p.ok]
         if failed:
-            message += f" Failed plugins (see `bench ls`): {', '.join(failed)}."
+            message += f" Failed plugins (see `bench ls`): {'; '.join(failed)}."
         raise ConfigError(message)
 
     def resolve_options(self, kind: str, name: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +219,11 @@ class Registry:
         entry = self.get(kind, name)
         options = dict(options or {})
         self.resolve_options(kind, name, options)
-        return entry.factory(**options)
+        try:
+            return entry.factory(**options)
+        except ValueError as exc:
+            # Factories reject bad option values with ValueError; that is a user error, not a bug.
+            raise ConfigError(f"{kind.replace('_', ' ')} {name!r} ({entry.distribution}): {_one_line(exc)}") from exc
 
     @staticmethod
     def _check_kind(kind: str) -> None:

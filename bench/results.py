@@ -37,6 +37,7 @@ from bench.errors import BenchError
 
 SCHEMA_VERSION = "1.0"
 SUPPORTED_MAJOR = 1
+METRIC_KEYS = ("R@1", "R@5", "R@10", "mAP@10")
 REQUIRED_FIELDS = (
     "schema_version",
     "run_id",
@@ -139,6 +140,15 @@ def check_result(result: dict[str, Any], source: str) -> None:
     missing = [name for name in REQUIRED_FIELDS if name not in result]
     if missing:
         raise BenchError(f"{source}: missing field {missing[0]!r} (schema {version})")
+    for block in ("metrics", "chance"):
+        for direction in ("t2a", "a2t"):
+            values = (result.get(block) or {}).get(direction)
+            if not isinstance(values, dict):
+                raise BenchError(f"{source}: {block}.{direction} is missing (schema {version})")
+            for key in METRIC_KEYS:
+                value = values.get(key)
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise BenchError(f"{source}: {block}.{direction}[{key!r}] is missing or not a number")
 
 
 def read_result(path: Path) -> dict[str, Any]:

@@ -201,8 +201,18 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp == torch.float16)
         self.sample_rate = int(self.model.audio_encoder.sample_rate)
-        self.crop_seconds = float(getattr(self.model.audio_encoder, "crop_seconds", 10.0))
-        self.train_pairs = TrainPairs(splits["train"], self.sample_rate, self.crop_seconds, cfg.seed, self.loader)
+        self.max_seconds = getattr(self.model.audio_encoder, "max_seconds", 30.0)
+        self.audio_frozen = is_frozen(self.model.audio_encoder)
+        self.text_frozen = is_frozen(self.model.text_encoder)
+        # A frozen audio encoder trains on the evaluation view, cached or not (bench.embedding_cache).
+        self.crop_seconds = None if self.audio_frozen else float(getattr(self.model.audio_encoder, "crop_seconds", 10.0))
+        self.cached: dict[str, dict[str, Any]] = {name: {} for name in splits}
+        if self.settings.embedding_cache and (self.audio_frozen or self.text_frozen):
+            self.prepare_cache()
+        self.train_pairs = TrainPairs(
+            splits["train"], self.sample_rate, self.crop_seconds, cfg.seed, self.loader,
+            max_seconds=self.max_seconds, load_audio=self.cached["train"].get("audio") is None,
+        )
         self.sampler = EpochSampler(
             splits["train"], cfg.seed, self.settings.batch_size, self.settings.captions_per_audio,
             rank=self.rank, world_size=self.world_size,
@@ -226,6 +236,47 @@ class Trainer:
         self.start_epoch = 0
         self.train_seconds = 0.0
         self.eval_seconds = 0.0
+
+    # -- frozen encoders -----------------------------------------------------------------------
+    def prepare_cache(self) -> None:
+        """Encoder outputs of frozen encoders for every split, from the cache or computed once."""
+        from bench.embedding_cache import EmbeddingCache, entry_key, weights_fingerprint
+        from bench.evaluate import audio_features, text_features
+
+        cache = EmbeddingCache()
+        towers = []
+        if self.audio_frozen:
+            towers.append(("audio", self.cfg.audio_encoder, self.model.audio_encoder, f"eval:max_seconds={self.max_seconds}"))
+        if self.text_frozen:
+            towers.append(("text", self.cfg.text_encoder, self.model.text_encoder, "captions"))
+        for modality, spec, encoder, view in towers:
+            weights = weights_fingerprint(encoder)
+            for name, split in self.splits.items():
+                key = entry_key(encoder=spec.name, options=spec.options, weights=weights, split=split.fingerprint(),
+                                view=view)
+
+                def compute(split: SplitData = split, modality: str = modality) -> np.ndarray:
+                    if modality == "audio":
+                        return audio_features(
+                            self.model, split, device=self.device, batch_size=self.settings.eval_batch_size,
+                            num_workers=self.settings.num_workers, loader=self.loader, autocast=self.autocast,
+                            desc=f"cache {name}",
+                        ).numpy()
+                    return text_features(self.model, split.captions, batch_size=self.settings.eval_batch_size,
+                                         autocast=self.autocast, desc=f"cache {name}").numpy()
+
+                if dist.is_main_process():
+                    self.cached[name][modality] = cache.get(key, compute)
+                dist.barrier()
+                if not dist.is_main_process():
+                    self.cached[name][modality] = cache.get(key, compute, write=False)
+        log.info("embedding cache: %d hit(s), %d computed (%s)", cache.hits, cache.misses, cache.root)
+
+    def _cached_rows(self, modality: str, index: torch.Tensor) -> torch.Tensor | None:
+        array = self.cached["train"].get(modality)
+        if array is None:
+            return None
+        return torch.from_numpy(np.asarray(array[index.cpu().numpy()])).to(self.device, non_blocking=True)
 
     # -- checkpoints ---------------------------------------------------------------------------
     @property
@@ -300,8 +351,10 @@ class Trainer:
             batch = batch.to(self.device, non_blocking=True)
             if self.teachers is not None:
                 batch.teacher_audio, batch.teacher_text = self.teachers.lookup(batch.pair_index, self.device)
+            audio_cached = self._cached_rows("audio", batch.item_index)
+            text_cached = self._cached_rows("text", batch.pair_index)
             with self.autocast():
-                audio, text = self.forward_model(batch.waveforms, batch.lengths, batch.captions)
+                audio, text = self.forward_model(batch.waveforms, batch.lengths, batch.captions, audio_cached, text_cached)
             audio, text = audio.float(), text.float()
             if self.world_size > 1:
                 audio, text, batch = dist.gather_batch_for_loss(audio, text, batch)
@@ -330,7 +383,7 @@ class Trainer:
             self.model, split,
             device=self.device, batch_size=self.settings.eval_batch_size, num_workers=self.settings.num_workers,
             loader=self.loader, autocast=self.autocast, desc=split_name,
-            rank=self.rank, world_size=self.world_size,
+            rank=self.rank, world_size=self.world_size, cached=self.cached.get(split_name),
         )
         return score_split(audio, text, split, self.settings.eval_chunk), audio, text
 
@@ -386,5 +439,11 @@ class _Forward(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.encode_audio(waveforms, lengths), self.model.encode_text(captions)
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor, captions: list[str],
+                audio_features: torch.Tensor | None = None,
+                text_features: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if audio_features is None:
+            audio_features = self.model.audio_features(waveforms, lengths)
+        if text_features is None:
+            text_features = self.model.text_features(captions)
+        return self.model.project_audio(audio_features), self.model.project_text(text_features)

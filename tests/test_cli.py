@@ -165,8 +165,6 @@ def test_preset_with_flag_override(capsys, recorded, tmp_path, monkeypatch):
     assert cfg.train.epochs == 1 and cfg.train.warmup_epochs == 0.5
 
 
-@pytest.mark.xfail(strict=True, reason="bug: bench/cli.py _merge_preset passes the nested table TOML makes of "
-                                       "`cnn.n_mels = 32` under [set] as `cnn={...}`, which parse_set_options rejects")
 def test_preset_dotted_set_keys(capsys, recorded, tmp_path):
     path = tmp_path / "dotted.toml"
     path.write_text('[set]\ncnn.n_mels = 32\n')
@@ -175,8 +173,6 @@ def test_preset_dotted_set_keys(capsys, recorded, tmp_path):
     assert configs[0].audio_encoder.options == {"n_mels": 32}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: bench/cli.py cmd_run turns a TOML list `seed = [0, 1]` into the string "
-                                       "'[0, 1]' and fails with --seed '[0'")
 def test_preset_seed_list(capsys, recorded, tmp_path):
     path = tmp_path / "seeds.toml"
     path.write_text('[run]\nseed = [0, 1]\n')
@@ -185,8 +181,6 @@ def test_preset_seed_list(capsys, recorded, tmp_path):
     assert [c.seed for c in configs] == [0, 1]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: an unknown [run] key in a preset reaches build_grid as a train override "
-                                       "and raises AttributeError (bench/cli.py cmd_run, bench/config.py build_grid)")
 def test_preset_unknown_run_key(capsys, recorded, tmp_path):
     path = tmp_path / "typo.toml"
     path.write_text('[run]\nencodr = "cnn"\n')
@@ -227,15 +221,11 @@ def test_device_cuda_without_cuda(cuda_run):
     assert "--device cuda" in line and "CUDA is not available" in line and "--device cpu" in line
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --device is checked in Trainer.__init__, after the dataset is generated "
-                                       "and validated and the encoders built, leaving a run directory behind; "
-                                       "bench/cli.py cmd_run should call select_device before run_grid")
 def test_device_checked_before_any_work(cuda_run):
     _code, _err, runs = cuda_run
     assert not runs.exists() or not any(runs.iterdir())
 
 
-@pytest.mark.xfail(strict=True, reason="bug: --device is only checked in Trainer.__init__ (see above)")
 def test_bad_device_fails_before_training(capsys, no_training):
     code, _, err = run_cli(["run", "--device", "gpu"], capsys)
     assert code == 2

@@ -326,8 +326,6 @@ def test_bench_ls_does_not_import_torch(tmp_path: Path) -> None:
         assert proc.stdout.splitlines()[-1] == "False"
 
 
-@pytest.mark.xfail(strict=True, reason="bench/registry.py:140 and :149 catch only Exception, so a plugin that raises "
-                                       "SystemExit on import or in a hook ends `bench ls`; catch (Exception, SystemExit)")
 def test_plugin_raising_system_exit_does_not_end_bench_ls(tmp_path: Path) -> None:
     site = tmp_path / "site"
     info = site / "bench_test_exits-1.0.dist-info"

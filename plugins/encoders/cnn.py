@@ -20,14 +20,14 @@ def build_cnn(
     sample_rate: int = 16000,
     n_mels: int = 64,
     hop_ms: float = 20.0,
-    channels: str = "16,32,64,128",
+    channels: str = "128,128,256,256",
     embed_dim: int = 256,
-    crop_seconds: float = 5.0,
+    crop_seconds: float = 10.0,
     max_seconds: float = 30.0,
     dropout: float = 0.1,
     freeze: bool = False,
 ) -> Any:
-    """Log-mel (``n_mels`` bins, ``hop_ms`` hop) + conv blocks with ``channels`` + masked pooling."""
+    """Log-mel (``n_mels`` bins, ``hop_ms`` hop), 1-D conv blocks of ``channels`` widths, pooling over thirds."""
     from plugins.encoders._cnn_model import CNNEncoder
 
     widths = tuple(int(c) for c in str(channels).split(",") if c.strip())

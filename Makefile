@@ -1,0 +1,31 @@
+# `make run` and `make test` work on a fresh machine: they create .venv/ when it is missing.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.bench-installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test test-fast leaderboard bench-all clean
+
+install: $(STAMP)
+
+# Reinstalls only when the project's dependencies change, so a second `make install` is instant.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[passt,test]"
+	@touch $(STAMP)
+
+run: install
+	$(VENV)/bin/bench run
+
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+leaderboard: install
+	$(VENV)/bin/bench leaderboard
+
+clean:
+	rm -rf $(VENV) build *.egg-info

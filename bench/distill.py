@@ -1,0 +1,93 @@
+"""The two-stage procedure of estimated-correspondence distillation (seed paper 003).
+
+``bench run --loss distill`` without ``--teachers`` first trains the same combination with
+``ntxent`` (stage 1, skipped when a finished stage-1 run exists), then trains stage 2 from the
+stage-1 best checkpoint with that model as its single teacher (self-distillation, M = 1).
+``--teachers A,B,C`` uses earlier runs of any encoders as the ensemble; the student starts from
+the teacher with the same encoders, or from ``--init RUN_ID``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from bench.config import ComponentSpec, RunConfig, config_from_json
+from bench.errors import ConfigError
+from bench.registry import Registry
+
+log = logging.getLogger("bench")
+
+
+def stage_one_config(cfg: RunConfig) -> RunConfig:
+    """The ntxent run that teaches a self-distilled student; it shares the student's tau."""
+    tau = cfg.loss.options.get("tau")
+    return dataclasses.replace(
+        cfg,
+        loss=ComponentSpec("ntxent", {"tau": tau} if tau is not None else {}),
+        teachers=(),
+        init=None,
+        run_id=None,
+        resume=False,
+        role="teacher",
+    )
+
+
+def _teacher_config(run_dir: Path) -> RunConfig:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"--teachers: {run_dir} is not a run directory (no config.json); check --runs-dir")
+    return config_from_json(json.loads(path.read_text())["config"])
+
+
+def _same_encoders(a: RunConfig, b: RunConfig) -> bool:
+    return a.audio_encoder == b.audio_encoder and a.text_encoder == b.text_encoder and a.train.proj_dim == b.train.proj_dim
+
+
+def run_distillation(cfg: RunConfig, registry: Registry) -> dict[str, Any]:
+    from bench.runner import find_existing, run_one
+    from bench.teachers import load_ensemble
+    from bench.trainer import load_checkpoint
+
+    runs_dir = Path(cfg.runs_dir)
+    teacher_ids = list(cfg.teachers)
+    if not teacher_ids:
+        teacher_cfg = stage_one_config(cfg)
+        done, unfinished = find_existing(teacher_cfg)
+        if done is not None:
+            log.info("stage 1: reusing finished run %s", done["run_id"])
+            teacher_ids = [done["run_id"]]
+        else:
+            if unfinished is not None:
+                teacher_cfg.run_id = unfinished.name
+            log.info("stage 1: training the ntxent teacher")
+            teacher_ids = [run_one(teacher_cfg, registry=registry)["run_id"]]
+    teacher_dirs = [runs_dir / run_id for run_id in teacher_ids]
+    teacher_cfgs = [_teacher_config(d) for d in teacher_dirs]
+
+    init_id = cfg.init
+    if init_id is None:
+        matching = [run_id for run_id, tcfg in zip(teacher_ids, teacher_cfgs) if _same_encoders(tcfg, cfg)]
+        if not matching:
+            raise ConfigError(
+                "no teacher has the student's encoders and projection size, so the student has no stage-1 weights to "
+                "start from; pass --init RUN_ID of a run with the same encoders"
+            )
+        init_id = matching[0]
+    init_path = runs_dir / init_id / "best.pt"
+    if not init_path.is_file():
+        raise ConfigError(f"--init {init_id}: {init_path} does not exist; pass a finished run under --runs-dir")
+    init_state = load_checkpoint(init_path)["model"]
+
+    def teachers(train_split: Any) -> Any:
+        return load_ensemble(
+            teacher_dirs, train_split, device=cfg.device, batch_size=cfg.train.eval_batch_size,
+            num_workers=cfg.train.num_workers, registry=registry,
+        )
+
+    stage = {"stage": 2, "M": len(teacher_ids), "teachers": teacher_ids, "init": init_id, "role": cfg.role}
+    log.info("stage 2: distilling from %d teacher(s), starting from %s", len(teacher_ids), init_id)
+    return run_one(cfg, registry=registry, teachers=teachers, init_state=init_state, stage=stage)
