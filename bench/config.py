@@ -58,6 +58,7 @@ class TrainSettings:
     eval_chunk: int = 2048
     captions_per_audio: int = 0  # 0: every (audio, caption) pair each epoch; k: k random captions per audio
     embedding_cache: bool = True  # cache frozen encoders' outputs on disk (see bench.embedding_cache)
+    audio_cache: bool = False  # keep decoded, resampled clips on disk (bench.audio_cache)
 
     @classmethod
     def keys(cls) -> list[str]:

@@ -186,10 +186,14 @@ class EvalAudio(Dataset):
 
 
 class AudioLoader:
-    """Decodes through :mod:`bench.audio`, optionally through the decoded-audio cache."""
+    """Decodes through :mod:`bench.audio`, or through the decoded-audio cache when one is given.
 
-    def __init__(self, cache_dir: Path | None = None) -> None:
-        self.cache_dir = cache_dir
+    The cache holds whole clips (fp16), and crops are cut from them, so the same (offset,
+    length) is read with or without it; only fp16 rounding of the samples differs.
+    """
+
+    def __init__(self, cache: Any = None) -> None:
+        self.cache = cache
         self._durations: dict[str, float] = {}
 
     def duration(self, path: Any) -> float:
@@ -201,9 +205,15 @@ class AudioLoader:
         return self._durations[key]
 
     def load(self, path: Any, sample_rate: int, offset: float, seconds: float | None) -> np.ndarray:
-        from bench.audio import load_audio
+        if self.cache is not None:
+            whole = self.cache.load(path, sample_rate, None)
+            start = int(round(offset * sample_rate))
+            stop = None if seconds is None else start + int(round(seconds * sample_rate))
+            audio = np.asarray(whole[start:stop], dtype=np.float32)
+        else:
+            from bench.audio import load_audio
 
-        audio = load_audio(path, sample_rate, offset_seconds=offset, max_seconds=seconds)
+            audio = load_audio(path, sample_rate, offset_seconds=offset, max_seconds=seconds)
         if audio.size == 0:
             # A clip shorter than one sample at the target rate still needs a valid input.
             audio = np.zeros(1, dtype=np.float32)

@@ -178,7 +178,11 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.amp = amp_dtype(self.settings.amp, self.device)
         self.autocast = autocast_factory(self.device, self.amp)
-        self.loader = audio_loader or AudioLoader()
+        if audio_loader is None:
+            from bench.audio_cache import AudioCache
+
+            audio_loader = AudioLoader(AudioCache() if self.settings.audio_cache else None)
+        self.loader = audio_loader
 
         self.model = DualEncoder(components.audio_encoder, components.text_encoder, self.settings.proj_dim)
         if init_state is not None:

@@ -39,6 +39,7 @@ def _load(model: str, local_only: bool):
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a benchmark log
     is_dir = Path(model).expanduser().is_dir()
     source = str(Path(model).expanduser()) if is_dir else model
     attempts = [True] if (local_only or is_dir or _offline()) else [True, False]
