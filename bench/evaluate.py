@@ -48,8 +48,13 @@ def text_features(model: DualEncoder, captions: list[str], *, batch_size: int,
 
 
 @torch.no_grad()
-def _project(project: Any, features: torch.Tensor, device: torch.device) -> torch.Tensor:
-    parts = [project(features[i : i + 4096].to(device)).float().cpu() for i in range(0, len(features), 4096)]
+def _project(project: Any, features: Any, device: torch.device) -> torch.Tensor:
+    """Apply a projection in chunks; ``features`` may be a tensor or a (memory-mapped) array."""
+    parts = []
+    for start in range(0, len(features), 4096):
+        chunk = features[start : start + 4096]
+        chunk = chunk if isinstance(chunk, torch.Tensor) else torch.from_numpy(np.array(chunk, dtype=np.float32))
+        parts.append(project(chunk.to(device)).float().cpu())
     return torch.cat(parts)
 
 
@@ -79,14 +84,14 @@ def embed_split(
     model.eval()
     try:
         if cached.get("audio") is not None:
-            audio = _project(model.project_audio, torch.from_numpy(np.asarray(cached["audio"])), device)
+            audio = _project(model.project_audio, cached["audio"], device)
         else:
             share = list(range(rank, split.n_audios, world_size))
             features = audio_features(model, split, device=device, batch_size=batch_size, num_workers=num_workers,
                                       loader=loader, autocast=autocast, desc=desc, indices=share)
             audio = _gather(_project(model.project_audio, features, device), world_size, split.n_audios, device)
         if cached.get("text") is not None:
-            text = _project(model.project_text, torch.from_numpy(np.asarray(cached["text"])), device)
+            text = _project(model.project_text, cached["text"], device)
         else:
             share_captions = split.captions[rank::world_size]
             features = text_features(model, share_captions, batch_size=batch_size, autocast=autocast, desc=desc)
