@@ -120,8 +120,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
     return 0
 
 
-def _merge_preset(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
-    """Values from the preset, overridden by explicit flags; returns (values, --set list)."""
+def _merge_preset(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Values from the preset, overridden by explicit flags; returns (values, preset sets, user sets)."""
     from bench.config import load_preset
 
     from bench.config import TrainSettings
@@ -142,8 +142,7 @@ def _merge_preset(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
-    sets.extend(args.set)  # later --set wins over the preset's
-    return values, sets
+    return values, sets, list(args.set)
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -187,7 +186,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.device:
             configs[0].device = args.device
     else:
-        values, sets = _merge_preset(args)
+        values, preset_sets, user_sets = _merge_preset(args)
+        from bench.datasets import dataset_option_targets
+
+        # A preset's options for a component that a flag replaced (e.g. --text-encoder minilm
+        # instead of the preset's hf) no longer apply; a user's own stray --set is still an error.
+        in_run = {"train", *split_list(values.get("encoder", DEFAULTS["encoder"])),
+                  *split_list(values.get("text_encoder", DEFAULTS["text_encoder"])),
+                  *split_list(values.get("loss", DEFAULTS["loss"])),
+                  *(m for d in split_list(values.get("dataset", DEFAULTS["dataset"])) for m in dataset_option_targets(d))}
+        sets = [s for s in preset_sets if s.partition(".")[0] in in_run] + user_sets  # later --set wins
         train_overrides = {field: values[flag] for flag, field in TRAIN_FLAGS.items() if flag in values}
         for key in list(values):
             if key not in TRAIN_FLAGS and key not in RUN_KEYS:
@@ -296,6 +304,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from bench.config import component_spec
 
     typed = {m: component_spec(registry, "dataset", m, set_options.get(m, {})).options for m in members}
+    for member in members:
+        # Report every bad entry, including those a dataset would refuse while parsing.
+        if "on_error" in registry.get("dataset", member).option_defaults():
+            typed[member]["on_error"] = "skip"
     options = typed if len(members) > 1 else typed[args.dataset]
     dataset = build_dataset(ComponentSpec(args.dataset, options), registry)
     reports = validate_dataset(dataset, SPLITS, sample_rate=args.sample_rate)

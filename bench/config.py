@@ -94,6 +94,7 @@ class RunConfig:
             "loss": self.loss.to_json(),
             "train": dataclasses.asdict(self.train),
             "teachers": list(self.teachers),
+            "init": self.init,
         }
         return json.dumps(payload, sort_keys=True, default=str)
 

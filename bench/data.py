@@ -83,8 +83,11 @@ class EpochSampler(Sampler[int]):
     """Shuffled pair indices per epoch, optionally a subset of captions per audio, sharded by rank.
 
     ``captions_per_audio = k > 0`` draws k captions of each recording per epoch instead of every
-    pair; the draw depends on (seed, epoch) only. Under DDP each rank takes every
-    ``world_size``-th index of the same permutation (padded by wrapping so all ranks agree).
+    pair; the draw depends on (seed, epoch) only. The permutation is cut to whole global batches
+    (``world_size * batch_size`` pairs; the remainder is dropped, as ``drop_last`` would), and rank
+    r takes the r-th block of ``batch_size`` of every global batch, so the batch the loss sees after
+    gathering is exactly the batch of a single process with ``world_size * batch_size``. A split
+    smaller than one global batch is padded by wrapping and split evenly.
     """
 
     def __init__(self, split: SplitData, seed: int, batch_size: int, captions_per_audio: int = 0,
@@ -100,7 +103,8 @@ class EpochSampler(Sampler[int]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _indices(self) -> list[int]:
+    def permutation(self) -> list[int]:
+        """This epoch's order of pair indices, before sharding."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         if self.captions_per_audio > 0:
             chosen = []
@@ -110,13 +114,21 @@ class EpochSampler(Sampler[int]):
                 order = torch.randperm(int(end - start), generator=generator)[: self.captions_per_audio]
                 chosen.extend(int(start) + int(i) for i in order)
             pool = torch.tensor(chosen)
-            perm = pool[torch.randperm(len(pool), generator=generator)]
-        else:
-            perm = torch.randperm(self.split.n_captions, generator=generator)
-        indices = perm.tolist()
-        total = math.ceil(len(indices) / self.world_size) * self.world_size
-        indices += indices[: total - len(indices)]
-        return indices[self.rank :: self.world_size]
+            return pool[torch.randperm(len(pool), generator=generator)].tolist()
+        return torch.randperm(self.split.n_captions, generator=generator).tolist()
+
+    def _indices(self) -> list[int]:
+        perm = self.permutation()
+        world, size = self.world_size, self.batch_size
+        global_batch = world * size
+        if len(perm) >= global_batch:
+            steps = len(perm) // global_batch
+            return [i for k in range(steps) for i in perm[k * global_batch + self.rank * size:
+                                                           k * global_batch + (self.rank + 1) * size]]
+        total = -(-len(perm) // world) * world
+        perm = perm + perm[: total - len(perm)]
+        share = total // world
+        return perm[self.rank * share : (self.rank + 1) * share]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._indices())

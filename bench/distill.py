@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bench import distributed as dist
 from bench.config import ComponentSpec, RunConfig, config_from_json
 from bench.errors import ConfigError
 from bench.registry import Registry
@@ -47,16 +48,25 @@ def _same_encoders(a: RunConfig, b: RunConfig) -> bool:
     return a.audio_encoder == b.audio_encoder and a.text_encoder == b.text_encoder and a.train.proj_dim == b.train.proj_dim
 
 
+def init_state_of(run_id: str, runs_dir: Path) -> dict[str, Any]:
+    """The best checkpoint's weights of a finished run (``--init``)."""
+    from bench.trainer import load_checkpoint
+
+    path = Path(runs_dir) / run_id / "best.pt"
+    if not path.is_file():
+        raise ConfigError(f"--init {run_id}: {path} does not exist; pass a finished run under --runs-dir")
+    return load_checkpoint(path)["model"]
+
+
 def run_distillation(cfg: RunConfig, registry: Registry) -> dict[str, Any]:
     from bench.runner import find_existing, run_one
     from bench.teachers import load_ensemble
-    from bench.trainer import load_checkpoint
 
     runs_dir = Path(cfg.runs_dir)
     teacher_ids = list(cfg.teachers)
     if not teacher_ids:
         teacher_cfg = stage_one_config(cfg)
-        done, unfinished = find_existing(teacher_cfg)
+        done, unfinished = dist.broadcast_object(find_existing(teacher_cfg) if dist.is_main_process() else None)
         if done is not None:
             log.info("stage 1: reusing finished run %s", done["run_id"])
             teacher_ids = [done["run_id"]]
@@ -77,16 +87,15 @@ def run_distillation(cfg: RunConfig, registry: Registry) -> dict[str, Any]:
                 "start from; pass --init RUN_ID of a run with the same encoders"
             )
         init_id = matching[0]
-    init_path = runs_dir / init_id / "best.pt"
-    if not init_path.is_file():
-        raise ConfigError(f"--init {init_id}: {init_path} does not exist; pass a finished run under --runs-dir")
-    init_state = load_checkpoint(init_path)["model"]
+    init_state = init_state_of(init_id, runs_dir)
 
     def teachers(train_split: Any) -> Any:
-        return load_ensemble(
-            teacher_dirs, train_split, device=cfg.device, batch_size=cfg.train.eval_batch_size,
-            num_workers=cfg.train.num_workers, registry=registry,
-        )
+        kwargs = dict(device=cfg.device, batch_size=cfg.train.eval_batch_size, num_workers=cfg.train.num_workers,
+                      registry=registry)
+        if dist.is_main_process():  # one process embeds; the others read the finished store
+            load_ensemble(teacher_dirs, train_split, **kwargs)
+        dist.barrier()
+        return load_ensemble(teacher_dirs, train_split, **kwargs)
 
     stage = {"stage": 2, "M": len(teacher_ids), "teachers": teacher_ids, "init": init_id, "role": cfg.role}
     log.info("stage 2: distilling from %d teacher(s), starting from %s", len(teacher_ids), init_id)

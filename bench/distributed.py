@@ -174,3 +174,12 @@ __all__ = [
     "rank",
     "world_size",
 ]
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's ``obj`` on every rank (decisions such as a run id must not depend on each rank's clock)."""
+    if not is_distributed():
+        return obj
+    holder = [obj]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]

@@ -17,6 +17,17 @@ from bench.model import DualEncoder
 from bench.progress import progress
 
 
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module) -> Any:
+    """Evaluate ``module`` (dropout off, batch-norm running statistics), then restore its mode."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
 @torch.no_grad()
 def audio_features(model: DualEncoder, split: SplitData, *, device: torch.device, batch_size: int, num_workers: int,
                    loader: AudioLoader, autocast: Any = contextlib.nullcontext, desc: str = "embed",
@@ -30,9 +41,10 @@ def audio_features(model: DualEncoder, split: SplitData, *, device: torch.device
     batches = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_audio,
                          worker_init_fn=worker_init, pin_memory=device.type == "cuda")
     parts = []
-    for waveforms, lengths, _ in progress(batches, desc=f"{desc} audio", unit="batch"):
-        with autocast():
-            parts.append(model.audio_encoder(waveforms.to(device, non_blocking=True), lengths.to(device)).float().cpu())
+    with eval_mode(model.audio_encoder):
+        for waveforms, lengths, _ in progress(batches, desc=f"{desc} audio", unit="batch"):
+            with autocast():
+                parts.append(model.audio_encoder(waveforms.to(device, non_blocking=True), lengths.to(device)).float().cpu())
     return torch.cat(parts) if parts else torch.zeros(0, model.audio_encoder.embed_dim)
 
 
@@ -41,9 +53,10 @@ def text_features(model: DualEncoder, captions: list[str], *, batch_size: int,
                   autocast: Any = contextlib.nullcontext, desc: str = "embed") -> torch.Tensor:
     """The text encoder's outputs (before projection), fp32 on the CPU."""
     parts = []
-    for start in progress(range(0, len(captions), batch_size), desc=f"{desc} text", unit="batch"):
-        with autocast():
-            parts.append(model.text_encoder(captions[start : start + batch_size]).float().cpu())
+    with eval_mode(model.text_encoder):
+        for start in progress(range(0, len(captions), batch_size), desc=f"{desc} text", unit="batch"):
+            with autocast():
+                parts.append(model.text_encoder(captions[start : start + batch_size]).float().cpu())
     return torch.cat(parts) if parts else torch.zeros(0, model.text_encoder.embed_dim)
 
 
@@ -80,9 +93,7 @@ def embed_split(
     share and the shares are gathered, so every rank returns the full matrices.
     """
     cached = cached or {}
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         if cached.get("audio") is not None:
             audio = _project(model.project_audio, cached["audio"], device)
         else:
@@ -96,8 +107,6 @@ def embed_split(
             share_captions = split.captions[rank::world_size]
             features = text_features(model, share_captions, batch_size=batch_size, autocast=autocast, desc=desc)
             text = _gather(_project(model.project_text, features, device), world_size, split.n_captions, device)
-    finally:
-        model.train(was_training)
     return audio, text
 
 

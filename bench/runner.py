@@ -130,12 +130,25 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
 
     registry = registry or get_registry()
     started = time.perf_counter()
-    cfg.run_id = cfg.run_id or new_run_id(cfg)
+    cfg.run_id = dist.broadcast_object(cfg.run_id or new_run_id(cfg))
     run_dir = Path(cfg.runs_dir) / cfg.run_id
     if (run_dir / "result.json").exists():
         result = json.loads((run_dir / "result.json").read_text())
         log.info("run %s is already complete", cfg.run_id)
         return result
+    from bench.datasets import build_dataset
+
+    # Components are built and the data validated before the run directory exists, so a run
+    # that cannot start (missing weights, a bad dataset) leaves nothing behind.
+    seed_everything(cfg.seed, 0)
+    components = Components(
+        dataset=build_dataset(cfg.dataset, registry),
+        audio_encoder=registry.build("audio_encoder", cfg.audio_encoder.name, cfg.audio_encoder.options),
+        text_encoder=registry.build("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options),
+        loss=registry.build("loss", cfg.loss.name, cfg.loss.options),
+        resolved={},
+    )
+    splits, skipped, validation = load_splits(components.dataset, int(components.audio_encoder.sample_rate))
     if dist.is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         if not (run_dir / "config.json").exists():
@@ -148,17 +161,6 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
     try:
         log.info("run %s: %s + %s, %s on %s, seed %d", cfg.run_id, cfg.audio_encoder.name, cfg.text_encoder.name,
                  cfg.loss.name, cfg.dataset.name, cfg.seed)
-        from bench.datasets import build_dataset
-
-        seed_everything(cfg.seed, 0)
-        components = Components(
-            dataset=build_dataset(cfg.dataset, registry),
-            audio_encoder=registry.build("audio_encoder", cfg.audio_encoder.name, cfg.audio_encoder.options),
-            text_encoder=registry.build("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options),
-            loss=registry.build("loss", cfg.loss.name, cfg.loss.options),
-            resolved={},
-        )
-        splits, skipped, validation = load_splits(components.dataset, int(components.audio_encoder.sample_rate))
         if skipped:
             log.info("skipping %d bad entries as asked (on_error=skip); they are listed in the result", len(skipped))
         if callable(teachers):
@@ -249,7 +251,7 @@ def run_grid(configs: list[RunConfig], *, force: bool = False, registry: Registr
             log.info("[%d/%d] %s %s %s %s seed %d", index, len(configs), cfg.dataset.name, cfg.audio_encoder.name,
                      cfg.text_encoder.name, cfg.loss.name, cfg.seed)
         if cfg.run_id is None and not force:
-            done, unfinished = find_existing(cfg)
+            done, unfinished = dist.broadcast_object(find_existing(cfg) if dist.is_main_process() else None)
             if done is not None:
                 log.info("already done as %s (use --force to run it again)", done["run_id"])
                 results.append(done)
@@ -269,6 +271,11 @@ def run_training(cfg: RunConfig, registry: Registry | None = None) -> dict[str, 
         from bench.distill import run_distillation
 
         return run_distillation(cfg, registry=registry)
+    if cfg.init:
+        from bench.distill import init_state_of
+
+        stage = {"stage": 1, "M": None, "teachers": [], "init": cfg.init, "role": cfg.role}
+        return run_one(cfg, registry=registry, init_state=init_state_of(cfg.init, Path(cfg.runs_dir)), stage=stage)
     return run_one(cfg, registry=registry)
 
 

@@ -231,8 +231,7 @@ class Trainer:
             collate_fn=collate_pairs,
             worker_init_fn=worker_init,
             pin_memory=self.device.type == "cuda",
-            # A last batch of one pair has no negatives; drop it unless the split is tiny.
-            drop_last=len(self.sampler) > self.settings.batch_size,
+            drop_last=False,  # the sampler already yields whole global batches (EpochSampler)
         )
         self.steps_per_epoch = len(self.train_loader)
         self.history: list[dict[str, Any]] = []

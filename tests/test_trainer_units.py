@@ -143,11 +143,14 @@ def test_split_errors():
 
 # -- sampler ---------------------------------------------------------------------------------------
 def sample(split: SplitData, seed: int = 0, epoch: int = 0, **kwargs) -> list[int]:
+    """The epoch's whole draw (before cutting to whole batches), checked against what the sampler yields."""
     sampler = EpochSampler(split, seed, batch_size=4, **kwargs)
     sampler.set_epoch(epoch)
     out = list(sampler)
     assert len(sampler) == len(out)
-    return out
+    order = sampler.permutation()
+    assert out == (order[: len(order) // 4 * 4] if len(order) >= 4 else order)
+    return order
 
 
 def test_sampler_is_a_permutation_determined_by_seed_and_epoch():
@@ -172,26 +175,41 @@ def test_sampler_set_epoch_changes_order():
     assert list(sampler) == orders[1]
 
 
-def test_rank_shards_cover_every_index_once_when_divisible():
-    split = SplitData.from_items("train", items([4] * 9))  # 36 pairs
-    shards = [sample(split, seed=1, epoch=5, rank=r, world_size=3) for r in range(3)]
+def test_rank_shards_are_blocks_of_each_global_batch():
+    split = SplitData.from_items("train", items([4] * 9))  # 36 pairs = 3 global batches of 3 ranks x 4
+    full = EpochSampler(split, 1, batch_size=4)
+    full.set_epoch(5)
+    order = full.permutation()
+    shards = []
+    for r in range(3):
+        sampler = EpochSampler(split, 1, batch_size=4, rank=r, world_size=3)
+        sampler.set_epoch(5)
+        shards.append(list(sampler))
     assert [len(s) for s in shards] == [12, 12, 12]
     assert sorted(sum(shards, [])) == list(range(36))
-    # Interleaving the shards gives back the single-process order.
-    interleaved = [shards[i % 3][i // 3] for i in range(36)]
-    assert interleaved == sample(split, seed=1, epoch=5)
+    # Gathering step k of every rank in rank order gives exactly the single process's batch of 12.
+    for k in range(3):
+        gathered = sum((shard[k * 4 : (k + 1) * 4] for shard in shards), [])
+        assert gathered == order[k * 12 : (k + 1) * 12]
 
 
-def test_rank_shards_pad_by_wrapping():
-    split = SplitData.from_items("train", items([5, 5, 5, 5, 3]))  # 23 pairs over 4 ranks -> 24
-    full = sample(split, seed=2, epoch=0)
-    shards = [sample(split, seed=2, epoch=0, rank=r, world_size=4) for r in range(4)]
-    assert [len(s) for s in shards] == [6, 6, 6, 6]
-    padded = full + full[:1]
-    assert [shards[i % 4][i // 4] for i in range(24)] == padded
-    counts = Counter(sum(shards, []))
-    assert set(counts) == set(range(23))
-    assert [index for index, count in counts.items() if count > 1] == [full[0]]
+def test_rank_shards_drop_the_remainder_like_drop_last():
+    split = SplitData.from_items("train", items([5, 5, 5, 5, 3]))  # 23 pairs, global batch 2 x 4 = 8
+    shards = []
+    for r in range(2):
+        sampler = EpochSampler(split, 2, batch_size=4, rank=r, world_size=2)
+        shards.append(list(sampler))
+    single = list(EpochSampler(split, 2, batch_size=8))
+    assert [len(s) for s in shards] == [8, 8] and len(single) == 16  # 2 whole global batches; 7 pairs dropped
+    assert sorted(sum(shards, [])) == sorted(single)
+
+
+def test_tiny_split_is_padded_by_wrapping():
+    split = SplitData.from_items("train", items([3, 2]))  # 5 pairs < one global batch of 4 x 8
+    full = EpochSampler(split, 2, batch_size=8).permutation()
+    shards = [list(EpochSampler(split, 2, batch_size=8, rank=r, world_size=4)) for r in range(4)]
+    assert [len(s) for s in shards] == [2, 2, 2, 2]
+    assert sum(shards, []) == full + full[:3]
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
