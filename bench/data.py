@@ -7,9 +7,7 @@ batches whatever the number of DataLoader workers, and a resumed epoch replays e
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np

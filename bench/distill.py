@@ -80,7 +80,10 @@ def run_distillation(cfg: RunConfig, registry: Registry) -> dict[str, Any]:
 
     init_id = cfg.init
     if init_id is None:
-        matching = [run_id for run_id, tcfg in zip(teacher_ids, teacher_cfgs) if _same_encoders(tcfg, cfg)]
+        # Prefer the teacher with the student's own seed, so that students of different seeds
+        # start from different stage-1 models.
+        matching = [run_id for run_id, tcfg in sorted(zip(teacher_ids, teacher_cfgs), key=lambda p: p[1].seed != cfg.seed)
+                    if _same_encoders(tcfg, cfg)]
         if not matching:
             raise ConfigError(
                 "no teacher has the student's encoders and projection size, so the student has no stage-1 weights to "

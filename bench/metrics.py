@@ -41,7 +41,7 @@ Everything runs on the device of the scores (CPU or CUDA); results are Python fl
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, NamedTuple
 

@@ -120,13 +120,28 @@ def config_for_resume(run_id: str, runs_dir: Path) -> RunConfig:
     return cfg
 
 
+def build_components(cfg: RunConfig, registry: Registry) -> Any:
+    """Dataset, encoders and loss of a run, built after seeding so random inits are reproducible."""
+    from bench.datasets import build_dataset
+    from bench.trainer import Components, seed_everything
+
+    seed_everything(cfg.seed, 0)
+    return Components(
+        dataset=build_dataset(cfg.dataset, registry),
+        audio_encoder=registry.build("audio_encoder", cfg.audio_encoder.name, cfg.audio_encoder.options),
+        text_encoder=registry.build("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options),
+        loss=registry.build("loss", cfg.loss.name, cfg.loss.options),
+        resolved={},
+    )
+
+
 def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any = None,
             init_state: Any = None, stage: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train, validate and test one configuration; write and return its result."""
     import torch
 
     from bench.metrics import chance_metrics
-    from bench.trainer import Components, Trainer, describe_device, seed_everything
+    from bench.trainer import Trainer, describe_device
 
     registry = registry or get_registry()
     started = time.perf_counter()
@@ -136,18 +151,9 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
         result = json.loads((run_dir / "result.json").read_text())
         log.info("run %s is already complete", cfg.run_id)
         return result
-    from bench.datasets import build_dataset
-
     # Components are built and the data validated before the run directory exists, so a run
     # that cannot start (missing weights, a bad dataset) leaves nothing behind.
-    seed_everything(cfg.seed, 0)
-    components = Components(
-        dataset=build_dataset(cfg.dataset, registry),
-        audio_encoder=registry.build("audio_encoder", cfg.audio_encoder.name, cfg.audio_encoder.options),
-        text_encoder=registry.build("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options),
-        loss=registry.build("loss", cfg.loss.name, cfg.loss.options),
-        resolved={},
-    )
+    components = build_components(cfg, registry)
     splits, skipped, validation = load_splits(components.dataset, int(components.audio_encoder.sample_rate))
     if dist.is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)

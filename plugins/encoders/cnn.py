@@ -20,7 +20,7 @@ def build_cnn(
     sample_rate: int = 16000,
     n_mels: int = 64,
     hop_ms: float = 20.0,
-    channels: str = "128,128,256,256",
+    channels: str = "64,128,128,256",
     embed_dim: int = 256,
     crop_seconds: float = 10.0,
     max_seconds: float = 30.0,
