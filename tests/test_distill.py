@@ -24,7 +24,7 @@ from bench.cli import main
 from bench.results import read_results
 
 TINY = [
-    "--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=4",
+    "--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=12",
     "--set", "cnn.channels=8,8", "--set", "cnn.n_mels=16", "--set", "cnn.embed_dim=16", "--set", "cnn.crop_seconds=2",
     "--set", "train.captions_per_audio=1",
     "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--proj-dim", "16", "--no-leaderboard",
@@ -147,20 +147,30 @@ def test_stage_one_reuses_a_finished_ntxent_run(bench: Bench, seeds: dict[int, s
 
 
 # -- --teachers and --init -------------------------------------------------------------------------
-def test_ensemble_of_three_seeds_starts_from_the_first_matching_teacher(bench: Bench, seeds: dict[int, str]) -> None:
-    # Teachers in the order seed 1, 0, 2: the student (seed 0) must start from seed 1's weights,
-    # which it could not have by accident (its own random init and seed 0's run differ from them).
+def test_ensemble_of_three_seeds_starts_from_the_teacher_of_its_own_seed(bench: Bench, seeds: dict[int, str]) -> None:
+    # Teachers in the order seed 1, 0, 2: the student (seed 0) starts from the seed-0 teacher, not
+    # the first one listed, so that students of different seeds start from different models.
     order = [seeds[1], seeds[0], seeds[2]]
     (student,) = bench.run_new("--loss", "distill", "--teachers", ",".join(order), *FROZEN)
-    assert student["stage"] == {"stage": 2, "M": 3, "teachers": order, "init": seeds[1], "role": None}
+    assert student["stage"] == {"stage": 2, "M": 3, "teachers": order, "init": seeds[0], "role": None}
     (fresh,) = bench.run_new("--loss", "ntxent", *FROZEN)  # the seed-0 random init, untouched
     learned = bench.params(student["run_id"])
-    assert same_params(learned, bench.params(seeds[1]))
-    assert not same_params(learned, bench.params(seeds[0]))
+    assert same_params(learned, bench.params(seeds[0]))
+    assert not same_params(learned, bench.params(seeds[1]))
     assert not same_params(learned, bench.params(fresh["run_id"]))
     # Each teacher got its own store of the (same) training split.
     stores = [sorted(p.name for p in (bench.runs / run_id / "teacher_store").iterdir()) for run_id in order]
     assert stores[0] == stores[1] == stores[2] and len(stores[0]) == 1
+
+
+def test_student_starts_from_the_teacher_with_its_encoders(bench: Bench, seeds: dict[int, str],
+                                                           other_encoder: str) -> None:
+    # No teacher has the student's seed (0) and encoders: the one with its encoders (seed 2) is the start.
+    order = [other_encoder, seeds[2]]
+    (student,) = bench.run_new("--loss", "distill", "--teachers", ",".join(order), *FROZEN)
+    assert student["stage"]["M"] == 2 and student["stage"]["teachers"] == order
+    assert student["stage"]["init"] == seeds[2]
+    assert same_params(bench.params(student["run_id"]), bench.params(seeds[2]))
 
 
 def test_teacher_with_other_encoders_needs_init(bench: Bench, other_encoder: str, capsys) -> None:
@@ -172,12 +182,14 @@ def test_teacher_with_other_encoders_needs_init(bench: Bench, other_encoder: str
 
 
 def test_init_gives_the_student_that_runs_weights(bench: Bench, other_encoder: str, seeds: dict[int, str]) -> None:
-    (student,) = bench.run_new("--loss", "distill", "--teachers", other_encoder, "--init", seeds[2], *FROZEN)
-    assert student["stage"]["M"] == 1
-    assert student["stage"]["teachers"] == [other_encoder]
-    assert student["stage"]["init"] == seeds[2]
-    assert same_params(bench.params(student["run_id"]), bench.params(seeds[2]))
-    # The teacher's store holds its own 16-d projections of the student's training split.
+    # Each --init is its own experiment (not "already done" as the other), starting from that run's weights.
+    for init in (seeds[1], seeds[0]):
+        (student,) = bench.run_new("--loss", "distill", "--teachers", other_encoder, "--init", init, *FROZEN)
+        assert student["stage"]["M"] == 1
+        assert student["stage"]["teachers"] == [other_encoder]
+        assert student["stage"]["init"] == init
+        assert same_params(bench.params(student["run_id"]), bench.params(init))
+    # The teacher's store holds its own projections of the student's training split.
     (store,) = (bench.runs / other_encoder / "teacher_store").iterdir()
     assert (store / "meta.json").is_file()
 
@@ -192,22 +204,12 @@ def test_unknown_init_is_one_line_exit_2(bench: Bench, other_encoder: str, capsy
     assert bench.run("--loss", "distill", "--teachers", other_encoder, "--init", "no-such-run") == 2
     line = error_line(capsys.readouterr().err)
     assert "--init no-such-run" in line
+    # The same for a plain run with --init.
+    assert bench.run("--loss", "ntxent", "--seed", "4", "--init", "no-such-run") == 2
+    assert "--init no-such-run" in error_line(capsys.readouterr().err)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bench/config.py RunConfig.combination_key omits `init`, so a distill run with another --init is reported "
-    "'already done' and returns the earlier run (bench/runner.py find_existing); add \"init\": self.init to the key"))
-def test_other_init_is_a_new_run(bench: Bench, other_encoder: str, seeds: dict[int, str]) -> None:
-    bench.run_new("--loss", "distill", "--teachers", other_encoder, "--init", seeds[2], *FROZEN)  # done above
-    added = bench.run_new("--loss", "distill", "--teachers", other_encoder, "--init", seeds[1], *FROZEN)
-    assert [r["stage"]["init"] for r in added] == [seeds[1]]
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "bench/runner.py run_training: --init is silently ignored for losses without teachers (run_one gets no "
-    "init_state) although the result records stage.init; load runs_dir/INIT/best.pt there as run_distillation does, "
-    "or refuse --init without --loss distill"))
 def test_init_of_a_plain_run_is_not_ignored(bench: Bench, seeds: dict[int, str]) -> None:
     (result,) = bench.run_new("--loss", "ntxent", "--seed", "3", "--init", seeds[1], *FROZEN)
-    assert result["stage"]["init"] == seeds[1]
+    assert result["stage"]["stage"] == 1 and result["stage"]["init"] == seeds[1]
     assert same_params(bench.params(result["run_id"]), bench.params(seeds[1]))
