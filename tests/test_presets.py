@@ -168,13 +168,19 @@ def test_preset_device_is_checked_before_any_work(recorded, capsys):
     assert "cuda" in error_line(capsys.readouterr().err).lower()
 
 
-@pytest.mark.xfail(strict=True, reason="bench/cli.py passes the preset's [set] entries for components a flag "
-                   "replaced on to build_grid, which rejects them as strays ('no component named hf')")
 def test_replacing_a_preset_component_drops_its_preset_options(recorded):
     # The natural offline use of the paper recipe: MiniLM instead of RoBERTa-large (not on disk).
     (cfg,) = resolve(recorded, "--preset", "salsa-clotho", "--text-encoder", "minilm")
     assert cfg.text_encoder.name == "minilm" and cfg.text_encoder.options == {}
     assert cfg.audio_encoder.options == SALSA_PASST and cfg.train.head_lr == 2e-5
+
+
+def test_replacing_the_encoder_and_loss_of_a_preset(recorded):
+    (cfg,) = resolve(recorded, "--preset", "salsa-clotho", "--encoder", "cnn", "--loss", "triplet",
+                     "--set", "triplet.margin=0.3")
+    assert (cfg.audio_encoder.name, cfg.audio_encoder.options) == ("cnn", {})
+    assert (cfg.loss.name, cfg.loss.options) == ("triplet", {"margin": 0.3})
+    assert cfg.text_encoder.options == SALSA_HF and cfg.train.decay_epochs == 15.0
 
 
 def test_a_users_stray_set_is_still_an_error_with_a_preset(recorded, capsys):
