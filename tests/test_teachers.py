@@ -25,7 +25,7 @@ from bench.errors import BenchError, ConfigError
 from bench.registry import get_registry
 from bench.teachers import TeacherEmbeddings, TeacherEnsemble, build_store, load_ensemble, store_directory
 
-DATASET = {"n_train": 8, "n_val": 4, "n_test": 4}
+DATASET = {"n_train": 8, "n_val": 4, "n_test": 12}
 TINY = [
     *(arg for key, value in DATASET.items() for arg in ("--set", f"synthetic.{key}={value}")),
     "--set", "cnn.channels=8,8", "--set", "cnn.n_mels=16", "--set", "cnn.embed_dim=16", "--set", "cnn.crop_seconds=2",
@@ -33,7 +33,7 @@ TINY = [
     "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--proj-dim", "16", "--no-leaderboard",
 ]
 DIM = 16
-BUILD = {"device": "cpu", "batch_size": 4, "num_workers": 0}
+BUILD = {"device": "cpu", "batch_size": 64, "num_workers": 0}
 
 
 @pytest.fixture(scope="module")
