@@ -126,13 +126,12 @@ def build_components(cfg: RunConfig, registry: Registry) -> Any:
     from bench.trainer import Components, seed_everything
 
     seed_everything(cfg.seed, 0)
-    return Components(
-        dataset=build_dataset(cfg.dataset, registry),
-        audio_encoder=registry.build("audio_encoder", cfg.audio_encoder.name, cfg.audio_encoder.options),
-        text_encoder=registry.build("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options),
-        loss=registry.build("loss", cfg.loss.name, cfg.loss.options),
-        resolved={},
-    )
+    # Encoders first: a missing checkpoint fails in seconds, before a dataset is generated or read.
+    audio_encoder = registry.build("audio_encoder", cfg.audio_encoder.name, cfg.audio_encoder.options)
+    text_encoder = registry.build("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options)
+    loss = registry.build("loss", cfg.loss.name, cfg.loss.options)
+    return Components(dataset=build_dataset(cfg.dataset, registry), audio_encoder=audio_encoder,
+                      text_encoder=text_encoder, loss=loss, resolved={})
 
 
 def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any = None,

@@ -28,6 +28,7 @@ SALSA_TRAIN = {
     "decay_epochs": 15.0,
     "proj_dim": 1024,
     "amp": "auto",
+    "captions_per_audio": 0,  # salsa iterates over every (audio, caption) pair
 }
 SALSA_PASST = {"arch": "passt_s_p16_s16_128_ap468", "pretrained": True, "s_patchout_t": 15, "s_patchout_f": 2}
 SALSA_HF = {"model": "roberta-large", "pooling": "cls", "max_length": 32, "dropout": 0.2, "clean_captions": True}
