@@ -329,7 +329,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_fuse(args: argparse.Namespace) -> int:
     from bench.fusion import fuse_runs
 
-    weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    try:
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+    except ValueError:
+        raise ConfigError(f"--weights {args.weights!r}: expected comma-separated numbers, one per run") from None
     result = fuse_runs(args.run_ids, method=args.method, weights=weights, k=args.k, results_dir=Path(args.results_dir))
     print(f"fused {len(args.run_ids)} runs with {args.method}: t2a mAP@10 {result['metrics']['t2a']['mAP@10'] * 100:.2f}"
           f" (result {result['run_id']})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -69,6 +70,10 @@ def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = 
     weights = list(weights) if weights is not None else [1.0] * len(run_ids)
     if len(weights) != len(run_ids):
         raise ConfigError(f"--weights has {len(weights)} values for {len(run_ids)} runs; give one per run")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(w > 0 for w in weights):
+        raise ConfigError(f"--weights {weights}: weights must be finite and >= 0, at least one of them > 0")
+    if method == "rrf" and not (math.isfinite(k) and k >= 0):
+        raise ConfigError(f"--k {k}: the RRF constant must be a finite number >= 0 (the usual value is 60)")
     results = [find_result(run_id, results_dir) for run_id in run_ids]
     embeddings = [_load_embeddings(result) for result in results]
     fingerprints = {str(e["fingerprint"]) for e in embeddings}

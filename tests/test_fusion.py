@@ -213,28 +213,17 @@ def test_one_or_unknown_run_is_a_clear_error(env: Env, runs: dict[int, dict[str,
     assert "no-such-run" in error_line(capsys.readouterr().err)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bench/cli.py cmd_fuse: `float(w)` on --weights raises ValueError, so `--weights a,b` ends in a traceback; "
-    "catch it and raise ConfigError(\"--weights 'a,b': expected comma-separated numbers, one per run\")"))
 def test_weights_that_are_not_numbers_are_one_line(env: Env, runs: dict[int, dict[str, Any]], capsys) -> None:
     assert env.fuse(runs[0]["run_id"], runs[1]["run_id"], "--weights", "a,b") == 2
     assert "--weights" in error_line(capsys.readouterr().err)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bench/fusion.py fuse_runs accepts any --k: k = -1 gives the top item 1/0 = inf in every run and k < -1 makes "
-    "1/(k + rank) negative for the best ranks, reversing them; the fused metrics are silently wrong. Refuse k < 0 "
-    "with a ConfigError (RRF's k is a non-negative constant)"))
 @pytest.mark.parametrize("k", ["-1", "-60.5"])
 def test_negative_rrf_k_is_refused(env: Env, runs: dict[int, dict[str, Any]], capsys, k: str) -> None:
     assert env.fuse(runs[0]["run_id"], runs[1]["run_id"], "--method", "rrf", f"--k={k}") == 2
     assert "--k" in error_line(capsys.readouterr().err)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bench/fusion.py fuse_runs does not check --weights: NaN fails later with a message blaming 'the model or "
-    "fusion', all zeros ranks every item equal (worst metrics, no error), a negative weight reverses a run; "
-    "refuse weights that are not finite and >= 0 with at least one > 0 (ConfigError naming --weights)"))
 @pytest.mark.parametrize("weights", ["nan,1", "0,0", "-1,1"])
 def test_weights_must_be_finite_nonnegative_and_not_all_zero(env: Env, runs: dict[int, dict[str, Any]], capsys,
                                                              weights: str) -> None:
