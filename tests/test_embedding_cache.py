@@ -76,17 +76,7 @@ def assert_metrics_close(a: dict, b: dict, tol: float = 1e-5) -> None:
 
 # -- end to end ---------------------------------------------------------------------------------
 FROZEN = ["--set", "cnn.freeze=true"]
-PREPARE_CACHE_TRAIN_MODE = (
-    "bench/trainer.py Trainer.prepare_cache computes the cached features while the freshly built DualEncoder "
-    "is still in train mode (nn.Module's default): the frozen cnn's BatchNorm uses batch statistics (and "
-    "updates its running stats) and its dropout is active, so the cache holds other features than the "
-    "eval-mode forward the uncached run trains on. Fix: self.model.eval() around the computation (or "
-    "model.eval()/restore inside evaluate.audio_features/text_features as embed_split does)"
-)
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=PREPARE_CACHE_TRAIN_MODE)
 def test_frozen_audio_cache_on_off_same_metrics(tmp_path, cache_env, caplog):
     caplog.set_level(logging.INFO, logger="bench")
     plain, counts = run_bench(tmp_path, "nocache", *FROZEN, "--set", "train.embedding_cache=false", caplog=caplog)
