@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     fuse.add_argument("--k", type=float, default=60.0, help="RRF constant (default 60)")
     fuse.add_argument("--results-dir", default="leaderboard/results")
     fuse.add_argument("--no-leaderboard", action="store_true")
+    fuse.add_argument("--force", action="store_true", help="write a new result even if this fusion exists")
 
     board = sub.add_parser("leaderboard", help="render leaderboard/README.md from the result files")
     board.add_argument("--results-dir", default="leaderboard/results")
@@ -333,7 +334,8 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         weights = [float(w) for w in args.weights.split(",")] if args.weights else None
     except ValueError:
         raise ConfigError(f"--weights {args.weights!r}: expected comma-separated numbers, one per run") from None
-    result = fuse_runs(args.run_ids, method=args.method, weights=weights, k=args.k, results_dir=Path(args.results_dir))
+    result = fuse_runs(args.run_ids, method=args.method, weights=weights, k=args.k, results_dir=Path(args.results_dir),
+                       force=args.force)
     print(f"fused {len(args.run_ids)} runs with {args.method}: t2a mAP@10 {result['metrics']['t2a']['mAP@10'] * 100:.2f}"
           f" (result {result['run_id']})")
     if not args.no_leaderboard:

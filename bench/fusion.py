@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bench.errors import BenchError, ConfigError
-from bench.results import find_result, utc_now, write_result
+from bench.results import find_result, read_results, utc_now, write_result
 
 METHODS = ("combsum", "rrf")
 
@@ -59,8 +59,13 @@ def _load_embeddings(result: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = None, k: float = 60.0,
-              results_dir: Path = Path("leaderboard/results"), chunk_size: int = 2048) -> dict[str, Any]:
-    """Fuse runs on the same test split into a new result (written to ``results_dir``)."""
+              results_dir: Path = Path("leaderboard/results"), chunk_size: int = 2048,
+              force: bool = False) -> dict[str, Any]:
+    """Fuse runs on the same test split into a new result (written to ``results_dir``).
+
+    The same fusion (method, runs, weights, k) already in ``results_dir`` is returned as it is
+    unless ``force``.
+    """
     from bench.metrics import chance_metrics, chunked_metrics
 
     if method not in METHODS:
@@ -74,6 +79,11 @@ def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = 
         raise ConfigError(f"--weights {weights}: weights must be finite and >= 0, at least one of them > 0")
     if method == "rrf" and not (math.isfinite(k) and k >= 0):
         raise ConfigError(f"--k {k}: the RRF constant must be a finite number >= 0 (the usual value is 60)")
+    key = json.dumps({"method": method, "runs": run_ids, "weights": weights, "k": k}, sort_keys=True)
+    combination = hashlib.sha256(key.encode()).hexdigest()[:12]
+    for existing in read_results(results_dir):
+        if existing.get("kind") == "fusion" and existing.get("combination") == combination and not force:
+            return existing  # results are immutable: the same fusion is not written twice
     results = [find_result(run_id, results_dir) for run_id in run_ids]
     embeddings = [_load_embeddings(result) for result in results]
     fingerprints = {str(e["fingerprint"]) for e in embeddings}
@@ -97,8 +107,6 @@ def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = 
 
     n_audios, n_captions = audios[0].shape[0], texts[0].shape[0]
     metrics = chunked_metrics(fused("t2a"), fused("a2t"), n_audios, n_captions, audio_of_caption, chunk_size)
-    key = json.dumps({"method": method, "runs": run_ids, "weights": weights, "k": k}, sort_keys=True)
-    combination = hashlib.sha256(key.encode()).hexdigest()[:12]
     first = results[0]
     result = {
         "run_id": f"{utc_now().replace(':', '').replace('-', '')[:15]}-fuse-{method}-{combination[:6]}",

@@ -194,6 +194,10 @@ class Trainer:
                 f"loss {cfg.loss.name!r} needs stage-1 teachers: pass --teachers RUN_ID[,RUN_ID] or run it through "
                 "`bench run --loss distill`, which trains stage 1 first"
             )
+        if self.world_size > 1 and self.device.type == "cuda":
+            # Batch-norm statistics over the global batch, as a single process would compute them
+            # (SyncBatchNorm needs CUDA; on CPU/gloo each rank normalises its own share).
+            nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.forward_model: nn.Module = _Forward(self.model)
         if self.world_size > 1 and any(p.requires_grad for p in self.model.parameters()):
             self.forward_model = nn.parallel.DistributedDataParallel(
