@@ -236,6 +236,18 @@ def test_run_with_skip_trains_on_the_rest_and_lists_skipped(tmp_path, capsys):
     assert list((tmp_path / "runs").glob("*/best.pt"))
 
 
+def test_skip_that_empties_a_split_is_an_error_not_a_run(tmp_path, capsys):
+    root, captions = make_user_csv(tmp_path / "mine", bad=False)
+    for i in range(4):
+        (root / f"test_{i}.wav").write_bytes(b"")
+    code = main(["run", *_csv_args(root, captions), "--set", "csv.on_error=skip", *_run_dirs(tmp_path), *TINY_RUN])
+    err = capsys.readouterr().err
+    assert code == 2
+    errors = _error_lines(err, "run")
+    assert len(errors) == 1 and "test split is empty" in errors[0] and "Traceback" not in err, err
+    assert not list((tmp_path / "runs").glob("*/*.pt"))
+
+
 # ----------------------------------------------------------------------------- combined datasets
 
 
