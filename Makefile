@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[passt,test]"
 	@touch $(STAMP)
 
+# Your runs' results go to runs/results, so the committed leaderboard stays as CI checks it;
+# a second `make run` finds the finished run and only prints its table.
 run: install
-	$(VENV)/bin/bench run
+	$(VENV)/bin/bench run --results-dir runs/results
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -320,8 +320,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"  {bad}")
         bad_total += len(report.bad)
     if bad_total:
-        print(f"{bad_total} bad entr{'y' if bad_total == 1 else 'ies'}: a run refuses this dataset unless "
-              f"--set {members[-1]}.on_error=skip")
+        skipping = all((set_options.get(m, {}).get("on_error") or "raise") == "skip" for m in members)
+        advice = ("a run skips them and lists them in its result" if skipping else
+                  f"a run refuses this dataset unless --set {members[-1]}.on_error=skip")
+        print(f"{bad_total} bad entr{'y' if bad_total == 1 else 'ies'}: {advice}")
         return 1
     print("dataset is valid")
     return 0

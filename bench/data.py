@@ -7,6 +7,7 @@ batches whatever the number of DataLoader workers, and a resumed epoch replays e
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
@@ -166,7 +167,11 @@ class TrainPairs(Dataset):
         else:
             duration = self.loader.duration(item.audio_path)
             spare = max(0.0, duration - self.crop_seconds)
-            offset = spare * stable_uniform(self.seed, self.epoch, pair)
+            # Offsets on a grid that is a whole number of samples at both the file's and the
+            # encoder's rate, so the decoded-audio cache (which crops after resampling) and direct
+            # decoding (which crops before) cut exactly the same samples.
+            step = 1.0 / math.gcd(self.loader.sample_rate(item.audio_path), self.sample_rate)
+            offset = math.floor(spare * stable_uniform(self.seed, self.epoch, pair) / step) * step
             audio = self.loader.load(item.audio_path, self.sample_rate, offset, self.crop_seconds)
         return {
             "audio": audio,
@@ -204,15 +209,22 @@ class AudioLoader:
 
     def __init__(self, cache: Any = None) -> None:
         self.cache = cache
-        self._durations: dict[str, float] = {}
+        self._infos: dict[str, Any] = {}
 
-    def duration(self, path: Any) -> float:
+    def _info(self, path: Any) -> Any:
         key = str(path)
-        if key not in self._durations:
+        if key not in self._infos:
             from bench.audio import audio_info
 
-            self._durations[key] = float(audio_info(path).duration)
-        return self._durations[key]
+            self._infos[key] = audio_info(path)
+        return self._infos[key]
+
+    def duration(self, path: Any) -> float:
+        return float(self._info(path).duration)
+
+    def sample_rate(self, path: Any) -> int:
+        """The file's own sample rate."""
+        return int(self._info(path).sample_rate)
 
     def load(self, path: Any, sample_rate: int, offset: float, seconds: float | None) -> np.ndarray:
         if self.cache is not None:
