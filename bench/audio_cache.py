@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from bench.atomic import atomic_save_npy
 from bench.audio import load_audio
 
 __all__ = ["AudioCache"]
@@ -72,16 +72,6 @@ class AudioCache:
 
     def _write(self, entry: Path, arr: np.ndarray) -> None:
         try:
-            entry.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=f".{entry.stem[:16]}.", suffix=".tmp")
+            atomic_save_npy(entry, arr)
         except OSError:
-            return  # an unwritable cache only costs speed
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, arr, allow_pickle=False)
-            os.replace(tmp, entry)
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            pass  # an unwritable cache only costs speed

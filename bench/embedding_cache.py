@@ -17,13 +17,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
+
+from bench.atomic import atomic_save_npy
 
 CACHE_VERSION = 1
 
@@ -77,14 +78,5 @@ class EmbeddingCache:
         self.misses += 1
         array = np.ascontiguousarray(compute(), dtype=np.float32)
         if write:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
-            os.close(fd)
-            try:
-                np.save(tmp, array)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            atomic_save_npy(path, array)
         return array

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from bench.atomic import atomic_path
 from bench.data import AudioLoader, EvalAudio, SplitData, collate_audio, worker_init
 from bench.model import DualEncoder
 from bench.progress import progress
@@ -135,20 +134,12 @@ def score_split(audio: torch.Tensor, text: torch.Tensor, split: SplitData, chunk
 
 def save_embeddings(path: Path, audio: torch.Tensor, text: torch.Tensor, split: SplitData) -> None:
     """Test embeddings in a run directory, so that runs can be fused later without re-encoding."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(
-            tmp,
+            handle,
             audio=audio.numpy(),
             text=text.numpy(),
             audio_of_caption=split.audio_of_caption,
             audio_ids=np.asarray([str(item.audio_id) for item in split.items]),
             fingerprint=np.asarray(split.fingerprint()),
         )
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

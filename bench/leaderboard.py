@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.results import atomic_write_text, read_results
+from bench.atomic import atomic_write_text
+from bench.results import read_results
 
 DEFAULT_RESULTS_DIR = Path("leaderboard/results")
 DEFAULT_OUTPUT = Path("leaderboard/README.md")

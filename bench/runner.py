@@ -20,7 +20,8 @@ from bench.config import RunConfig, config_from_json, config_to_json
 from bench.data import SplitData
 from bench.errors import BenchError, ConfigError
 from bench.registry import Registry, get_registry, plugin_distributions
-from bench.results import atomic_write_text, provenance, read_results, write_result
+from bench.atomic import atomic_write_text
+from bench.results import provenance, read_results, write_result
 
 log = logging.getLogger("bench")
 SPLITS = ("train", "val", "test")

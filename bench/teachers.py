@@ -12,30 +12,17 @@ N x N matrix ever exists and the store scales to WavCaps (400k items x 1024 dims
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from bench.atomic import atomic_save_npy, atomic_write_text
 from bench.data import SplitData
 from bench.errors import ConfigError
 
 STORE_VERSION = 1
-
-
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    os.close(fd)
-    try:
-        np.save(tmp, array)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class TeacherEmbeddings:
@@ -108,13 +95,11 @@ def build_store(teacher_run_dir: Path, split: SplitData, *, device: str, batch_s
     audio, text = embed_split(model, split, device=torch_device, batch_size=batch_size, num_workers=num_workers,
                               loader=AudioLoader(), desc=f"teacher {Path(teacher_run_dir).name[:24]}")
     directory.mkdir(parents=True, exist_ok=True)
-    _save_npy_atomic(directory / "audio.npy", audio.numpy().astype(np.float16))
-    _save_npy_atomic(directory / "text.npy", text.numpy().astype(np.float16))
+    atomic_save_npy(directory / "audio.npy", audio.numpy().astype(np.float16))
+    atomic_save_npy(directory / "text.npy", text.numpy().astype(np.float16))
     meta = {"version": STORE_VERSION, "fingerprint": split.fingerprint(), "n_audios": split.n_audios,
             "n_captions": split.n_captions, "dim": int(audio.shape[1]), "teacher": Path(teacher_run_dir).name}
-    tmp = directory / ".meta.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, directory / "meta.json")  # written last: a store without meta.json is incomplete
+    atomic_write_text(directory / "meta.json", json.dumps(meta, indent=2))  # last: no meta.json = incomplete
     return directory
 
 

@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import random
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from bench import distributed as dist
+from bench.atomic import atomic_path
 from bench.config import RunConfig, config_to_json
 from bench.data import AudioLoader, EpochSampler, SplitData, TrainPairs, collate_pairs, worker_init
 from bench.errors import ConfigError
@@ -104,16 +104,8 @@ def seed_everything(seed: int, epoch: int = 0) -> None:
 
 # -- checkpoints ------------------------------------------------------------------------------
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple, Sequence
 
+from bench.atomic import atomic_write_text
 from bench.errors import ConfigError, DataError
 
 __all__ = [
@@ -325,21 +325,6 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "bench"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _manifest_key(items: Sequence[Any], params: dict[str, Any]) -> str:
     h = hashlib.sha256()
     h.update(json.dumps(params, sort_keys=True, default=str).encode())
@@ -385,7 +370,7 @@ def validate_split_cached(items: Sequence[Any], *, cache_dir: str | os.PathLike[
                "bad": [b._asdict() for b in report.bad], "stats": report.stats,
                "bad_indices": sorted(report.bad_indices)}
     try:
-        _atomic_write_text(path, json.dumps(payload))
+        atomic_write_text(path, json.dumps(payload))
     except OSError:
         pass  # a read-only cache must not stop a run; the report is still correct
     return report

@@ -211,8 +211,12 @@ def test_interrupted_write_leaves_no_half_entry_and_no_temp(tmp_path, monkeypatc
     real_save = np.save
 
     def half_save(file, array, *args, **kwargs):
-        with open(file, "wb") as handle:  # part of the bytes reach the disk, then the write dies
-            handle.write(b"\x93NUMPY\x01\x00v\x00{'descr': '<f4'")
+        # Part of the bytes reach the disk, then the write dies (np.save gets a path or a handle).
+        if hasattr(file, "write"):
+            file.write(b"\x93NUMPY\x01\x00v\x00{'descr': '<f4'")
+        else:
+            with open(file, "wb") as handle:
+                handle.write(b"\x93NUMPY\x01\x00v\x00{'descr': '<f4'")
         raise error
 
     monkeypatch.setattr(np, "save", half_save)
