@@ -186,6 +186,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         select_device(args.device or configs[0].device)  # fail before any data or model work
         if args.device:
             configs[0].device = args.device
+        if args.results_dir:  # where the finished result goes may change; what is trained may not
+            configs[0].results_dir = Path(args.results_dir)
     else:
         values, preset_sets, user_sets = _merge_preset(args)
         from bench.datasets import dataset_option_targets

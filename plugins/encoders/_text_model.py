@@ -33,6 +33,19 @@ def _offline() -> bool:
     return any(os.environ.get(flag, "") in ("1", "true", "yes") for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "BENCH_OFFLINE"))
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (or ``$HF_ENDPOINT``) accepts a TCP connection."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _load(model: str, local_only: bool):
     """Tokenizer and model, local files first; a missing model fails with how to supply it."""
     from transformers import AutoModel, AutoTokenizer
@@ -42,7 +55,9 @@ def _load(model: str, local_only: bool):
     hf_logging.disable_progress_bar()  # "Loading weights" bars are noise in a benchmark log
     is_dir = Path(model).expanduser().is_dir()
     source = str(Path(model).expanduser()) if is_dir else model
-    attempts = [True] if (local_only or is_dir or _offline()) else [True, False]
+    # Without a route to the hub, skip the download attempt: the hub client would retry for a minute.
+    may_download = not (local_only or is_dir or _offline()) and _hub_reachable()
+    attempts = [True, False] if may_download else [True]
     error: Exception | None = None
     for local_files_only in attempts:
         try:
