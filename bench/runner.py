@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from bench import distributed as dist
+from bench.atomic import atomic_path, atomic_write_text
 from bench.config import RunConfig, config_from_json, config_to_json
 from bench.data import SplitData
-from bench.errors import BenchError, ConfigError
+from bench.errors import ConfigError
 from bench.registry import Registry, get_registry, plugin_distributions
-from bench.atomic import atomic_write_text
 from bench.results import provenance, read_results, write_result
 
 log = logging.getLogger("bench")
@@ -132,7 +132,7 @@ def build_components(cfg: RunConfig, registry: Registry) -> Any:
     text_encoder = registry.build("text_encoder", cfg.text_encoder.name, cfg.text_encoder.options)
     loss = registry.build("loss", cfg.loss.name, cfg.loss.options)
     return Components(dataset=build_dataset(cfg.dataset, registry), audio_encoder=audio_encoder,
-                      text_encoder=text_encoder, loss=loss, resolved={})
+                      text_encoder=text_encoder, loss=loss)
 
 
 def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any = None,
@@ -243,10 +243,9 @@ def plot_history(result: dict[str, Any], path: Path) -> None:
     right.legend()
     fig.suptitle(result["run_id"], fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
-    tmp.replace(path)
 
 
 def run_grid(configs: list[RunConfig], *, force: bool = False, registry: Registry | None = None) -> list[dict[str, Any]]:
@@ -272,8 +271,8 @@ def run_grid(configs: list[RunConfig], *, force: bool = False, registry: Registr
 def run_training(cfg: RunConfig, registry: Registry | None = None) -> dict[str, Any]:
     """One configuration, dispatching losses that need teachers to the two-stage procedure."""
     registry = registry or get_registry()
-    loss_factory = registry.get("loss", cfg.loss.name).factory
-    if getattr(loss_factory, "requires_teachers", False) or _builds_teacher_loss(registry, cfg):
+    # The loss declares whether it needs teachers; building it is cheap and validates its options.
+    if getattr(registry.build("loss", cfg.loss.name, cfg.loss.options), "requires_teachers", False):
         from bench.distill import run_distillation
 
         return run_distillation(cfg, registry=registry)
@@ -283,11 +282,3 @@ def run_training(cfg: RunConfig, registry: Registry | None = None) -> dict[str, 
         stage = {"stage": 1, "M": None, "teachers": [], "init": cfg.init, "role": cfg.role}
         return run_one(cfg, registry=registry, init_state=init_state_of(cfg.init, Path(cfg.runs_dir)), stage=stage)
     return run_one(cfg, registry=registry)
-
-
-def _builds_teacher_loss(registry: Registry, cfg: RunConfig) -> bool:
-    try:
-        loss = registry.build("loss", cfg.loss.name, cfg.loss.options)
-    except BenchError:
-        raise
-    return bool(getattr(loss, "requires_teachers", False))

@@ -140,7 +140,6 @@ class Components:
     audio_encoder: nn.Module
     text_encoder: nn.Module
     loss: nn.Module
-    resolved: dict[str, dict[str, Any]]
 
 
 class Trainer:
