@@ -63,3 +63,19 @@ def build_result(run_id: str = "run-a", *, t2a_map: float = 0.25, replace: dict[
 def make_result() -> Callable[..., dict[str, Any]]:
     """``make_result(run_id, t2a_map=..., seed=..., loss={"set": {...}}, replace={...})`` -> a valid result dict."""
     return build_result
+
+
+@pytest.fixture
+def recorded(monkeypatch, tmp_path):
+    """Replace the training loop by a recorder of the RunConfigs `bench run` would have run."""
+    import bench.runner
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    calls: list[list] = []
+
+    def fake_run_grid(configs, *, force=False, registry=None):
+        calls.append(list(configs))
+        return []
+
+    monkeypatch.setattr(bench.runner, "run_grid", fake_run_grid)
+    return calls

@@ -31,21 +31,6 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def recorded(monkeypatch):
-    """Replace the training loop by a recorder of the RunConfigs it would have run."""
-    import bench.runner
-
-    calls: list[list] = []
-
-    def fake_run_grid(configs, *, force=False, registry=None):
-        calls.append(list(configs))
-        return []
-
-    monkeypatch.setattr(bench.runner, "run_grid", fake_run_grid)
-    return calls
-
-
-@pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if `bench run` gets as far as training."""
     import bench.runner

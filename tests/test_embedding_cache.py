@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import os
 import re
 from pathlib import Path
 from types import SimpleNamespace

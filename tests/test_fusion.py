@@ -7,7 +7,6 @@ tiny finished runs (seeds 0 and 1, 12 test recordings) in-process through ``benc
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 

@@ -34,22 +34,6 @@ SALSA_PASST = {"arch": "passt_s_p16_s16_128_ap468", "pretrained": True, "s_patch
 SALSA_HF = {"model": "roberta-large", "pooling": "cls", "max_length": 32, "dropout": 0.2, "clean_captions": True}
 
 
-@pytest.fixture
-def recorded(monkeypatch, tmp_path):
-    """Replace the training loop by a recorder of the RunConfigs `bench run` would have run."""
-    import bench.runner
-
-    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    calls: list[list] = []
-
-    def fake_run_grid(configs, *, force=False, registry=None):
-        calls.append(list(configs))
-        return []
-
-    monkeypatch.setattr(bench.runner, "run_grid", fake_run_grid)
-    return calls
-
-
 def resolve(recorded, *argv: str) -> list:
     """The configs of ``bench run ARGV`` (exit status 0 required)."""
     assert main(["run", *argv, "--no-leaderboard"]) == 0
