@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--results-dir", default="leaderboard/results")
     board.add_argument("--output", default="leaderboard/README.md")
     board.add_argument("--check", action="store_true", help="exit 1 if the markdown is not current")
+    board.add_argument("--plot", metavar="DIR", help="also draw one bar chart per benchmark into DIR")
 
     sub.add_parser("presets", help="list the presets `bench run --preset` accepts")
     return parser
@@ -356,6 +357,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return 0
     path = leaderboard.write(Path(args.results_dir), Path(args.output))
     print(f"wrote {path}")
+    if args.plot:
+        from bench.results import read_results
+
+        for image in leaderboard.plot(read_results(Path(args.results_dir)), Path(args.plot)):
+            print(f"wrote {image}")
     return 0
 
 

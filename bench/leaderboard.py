@@ -197,6 +197,40 @@ def dataset_table(results: list[dict[str, Any]], result: dict[str, Any]) -> str:
     return f"{title}\n\n{render_table(table)}"
 
 
+def plot(results: list[dict[str, Any]], directory: Path) -> list[Path]:
+    """One bar chart per benchmark: t2a mAP@10 per row (mean ± std over seeds) against chance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bench.atomic import atomic_path
+
+    written = []
+    for (name, fingerprint), (title, table) in build_tables(results).items():
+        rows = table[table["Audio encoder"] != "*chance*"].iloc[::-1]
+        labels = [f"{r['Audio encoder']} / {r['Text encoder']} / {r['Loss']}"
+                  + (f", {r['Epochs']} epochs" if str(r["Epochs"]).strip() else "") for _, r in rows.iterrows()]
+        cells = [str(cell).split(" ± ") for cell in rows["t2a mAP@10"]]
+        means = [float(c[0]) for c in cells]
+        errors = [float(c[1]) if len(c) > 1 else 0.0 for c in cells]
+        chance = float(table[table["Audio encoder"] == "*chance*"]["t2a mAP@10"].iloc[0])
+        fig, axis = plt.subplots(figsize=(9, 0.45 * len(labels) + 1.4))
+        axis.barh(range(len(labels)), means, xerr=errors, color="#4c72b0", capsize=3)
+        axis.axvline(chance, color="grey", linestyle="--", label=f"chance ({chance:.2f})")
+        axis.set_yticks(range(len(labels)), labels, fontsize=8)
+        axis.set_xlabel("text-to-audio mAP@10 (%), mean ± std over seeds")
+        axis.set_title(title, fontsize=9)
+        axis.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+        path = Path(directory) / f"{name.replace('+', '-')}-{fingerprint[:8] or 'unknown'}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png", metadata={"Software": None})
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
 def write(results_dir: Path = DEFAULT_RESULTS_DIR, output: Path = DEFAULT_OUTPUT) -> Path:
     atomic_write_text(output, render(read_results(results_dir)))
     return output

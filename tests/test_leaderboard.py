@@ -260,3 +260,13 @@ def test_cli_result_with_incomplete_metrics(tmp_path, make_result, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
     assert "partial.json" in err and "R@5" in err
+
+
+def test_plot_draws_one_png_per_benchmark(make_result, tmp_path):
+    results = [make_result("a", t2a_map=0.3), make_result("b", t2a_map=0.5, seed=1),
+               make_result("c", t2a_map=0.2, dataset={"splits": {"test": {"fingerprint": "ffff0000"}}})]
+    paths = leaderboard.plot(results, tmp_path / "plots")
+    assert len(paths) == len(leaderboard.build_tables(results)) == 2
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list((tmp_path / "plots").glob(".*"))  # written atomically, nothing left behind
