@@ -48,6 +48,12 @@ def bench_run(workdir: Path, name: str, common: list[str], extra: list[str], env
     return result
 
 
+FROZEN = {
+    "cnn": ["--set", "cnn.freeze=true"],
+    "passt": ["--encoder", "passt", "--set", "passt.freeze=true", "--set", "passt.pretrained=false"],
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-train", type=int, default=200)
@@ -55,11 +61,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temp dir (also the BENCH_CACHE)")
+    parser.add_argument("--encoder", choices=["cnn", "passt"], default="cnn",
+                        help="the frozen audio encoder (passt: random-init PaSST, no weights needed)")
     args = parser.parse_args()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-embcache-"))
     env = {**os.environ, "BENCH_CACHE": str(workdir / "cache")}
     common = ["--set", f"synthetic.n_train={args.n_train}", "--set", f"synthetic.n_val={args.n_eval}",
-              "--set", f"synthetic.n_test={args.n_eval}", "--set", "cnn.freeze=true", "--epochs", str(args.epochs),
+              "--set", f"synthetic.n_test={args.n_eval}", *FROZEN[args.encoder], "--epochs", str(args.epochs),
               "--batch-size", str(args.batch_size), "--num-workers", "0", "--device", "cpu", "--no-leaderboard"]
     print(f"machine before: {machine()}", flush=True)
     runs = {}
