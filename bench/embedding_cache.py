@@ -80,3 +80,48 @@ class EmbeddingCache:
         if write:
             atomic_save_npy(path, array)
         return array
+
+
+def frozen_features(model: Any, splits: dict[str, Any], *, audio_spec: Any, text_spec: Any, device: torch.device,
+                    batch_size: int, num_workers: int, loader: Any, autocast: Any,
+                    cache: EmbeddingCache, collective: bool = True) -> dict[str, dict[str, np.ndarray]]:
+    """``{split: {"audio"|"text": encoder outputs}}`` of the frozen towers of a dual encoder.
+
+    Served from ``cache`` or computed once (whole clips up to ``max_seconds``, every caption).
+    ``audio_spec`` and ``text_spec`` are the towers' ComponentSpecs (name and options, part of the
+    key). Under DDP (``collective``, every rank calling) rank 0 computes and writes and the other
+    ranks read after a barrier; ``collective=False`` is for code that only one process runs.
+    """
+    from bench import distributed as dist
+    from bench.evaluate import audio_features, text_features
+    from bench.model import is_frozen
+
+    towers = []
+    if is_frozen(model.audio_encoder):
+        max_seconds = getattr(model.audio_encoder, "max_seconds", 30.0)
+        towers.append(("audio", audio_spec, model.audio_encoder, f"eval:max_seconds={max_seconds}"))
+    if is_frozen(model.text_encoder):
+        towers.append(("text", text_spec, model.text_encoder, "captions"))
+    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in splits}
+    for modality, spec, encoder, view in towers:
+        weights = weights_fingerprint(encoder)
+        for name, split in splits.items():
+            key = entry_key(encoder=spec.name, options=spec.options, weights=weights, split=split.fingerprint(),
+                            view=view)
+
+            def compute(split: Any = split, modality: str = modality, name: str = name) -> np.ndarray:
+                if modality == "audio":
+                    return audio_features(model, split, device=device, batch_size=batch_size, num_workers=num_workers,
+                                          loader=loader, autocast=autocast, desc=f"cache {name}").numpy()
+                return text_features(model, split.captions, batch_size=batch_size, autocast=autocast,
+                                     desc=f"cache {name}").numpy()
+
+            if not collective:
+                out[name][modality] = cache.get(key, compute)
+                continue
+            if dist.is_main_process():
+                out[name][modality] = cache.get(key, compute)
+            dist.barrier()
+            if not dist.is_main_process():
+                out[name][modality] = cache.get(key, compute, write=False)
+    return out

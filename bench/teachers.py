@@ -11,6 +11,7 @@ N x N matrix ever exists and the store scales to WavCaps (400k items x 1024 dims
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,13 @@ def store_directory(teacher_run_dir: Path, split: SplitData) -> Path:
 
 def build_store(teacher_run_dir: Path, split: SplitData, *, device: str, batch_size: int, num_workers: int,
                 registry: Any) -> Path:
-    """Embed ``split`` with the teacher's best checkpoint, once; later calls reuse the files."""
+    """Embed ``split`` with the teacher's best checkpoint, once; later calls reuse the files.
+
+    Only one process builds a store (the distillation runner's rank 0), so nothing here is collective.
+    """
     from bench.config import config_from_json
     from bench.data import AudioLoader
+    from bench.embedding_cache import EmbeddingCache, frozen_features
     from bench.evaluate import embed_split
     from bench.model import DualEncoder
     from bench.trainer import load_checkpoint, load_model_state, select_device
@@ -92,8 +97,13 @@ def build_store(teacher_run_dir: Path, split: SplitData, *, device: str, batch_s
     load_model_state(model, load_checkpoint(best_path)["model"], str(best_path))
     torch_device = select_device(device)
     model.to(torch_device)
+    loader = AudioLoader()
+    # A teacher's frozen towers (e.g. MiniLM) are read from the embedding cache its own run filled.
+    cached = frozen_features(model, {"train": split}, audio_spec=cfg.audio_encoder, text_spec=cfg.text_encoder,
+                             device=torch_device, batch_size=batch_size, num_workers=num_workers, loader=loader,
+                             autocast=contextlib.nullcontext, cache=EmbeddingCache(), collective=False)["train"]
     audio, text = embed_split(model, split, device=torch_device, batch_size=batch_size, num_workers=num_workers,
-                              loader=AudioLoader(), desc=f"teacher {Path(teacher_run_dir).name[:24]}")
+                              loader=loader, desc=f"teacher {Path(teacher_run_dir).name[:24]}", cached=cached)
     directory.mkdir(parents=True, exist_ok=True)
     atomic_save_npy(directory / "audio.npy", audio.numpy().astype(np.float16))
     atomic_save_npy(directory / "text.npy", text.numpy().astype(np.float16))

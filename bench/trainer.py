@@ -238,36 +238,14 @@ class Trainer:
     # -- frozen encoders -----------------------------------------------------------------------
     def prepare_cache(self) -> None:
         """Encoder outputs of frozen encoders for every split, from the cache or computed once."""
-        from bench.embedding_cache import EmbeddingCache, entry_key, weights_fingerprint
-        from bench.evaluate import audio_features, text_features
+        from bench.embedding_cache import EmbeddingCache, frozen_features
 
         cache = EmbeddingCache()
-        towers = []
-        if self.audio_frozen:
-            towers.append(("audio", self.cfg.audio_encoder, self.model.audio_encoder, f"eval:max_seconds={self.max_seconds}"))
-        if self.text_frozen:
-            towers.append(("text", self.cfg.text_encoder, self.model.text_encoder, "captions"))
-        for modality, spec, encoder, view in towers:
-            weights = weights_fingerprint(encoder)
-            for name, split in self.splits.items():
-                key = entry_key(encoder=spec.name, options=spec.options, weights=weights, split=split.fingerprint(),
-                                view=view)
-
-                def compute(split: SplitData = split, modality: str = modality) -> np.ndarray:
-                    if modality == "audio":
-                        return audio_features(
-                            self.model, split, device=self.device, batch_size=self.settings.eval_batch_size,
-                            num_workers=self.settings.num_workers, loader=self.loader, autocast=self.autocast,
-                            desc=f"cache {name}",
-                        ).numpy()
-                    return text_features(self.model, split.captions, batch_size=self.settings.eval_batch_size,
-                                         autocast=self.autocast, desc=f"cache {name}").numpy()
-
-                if dist.is_main_process():
-                    self.cached[name][modality] = cache.get(key, compute)
-                dist.barrier()
-                if not dist.is_main_process():
-                    self.cached[name][modality] = cache.get(key, compute, write=False)
+        self.cached = frozen_features(
+            self.model, self.splits, audio_spec=self.cfg.audio_encoder, text_spec=self.cfg.text_encoder,
+            device=self.device, batch_size=self.settings.eval_batch_size, num_workers=self.settings.num_workers,
+            loader=self.loader, autocast=self.autocast, cache=cache,
+        )
         log.info("embedding cache: %d hit(s), %d computed (%s)", cache.hits, cache.misses, cache.root)
 
     def _cached_rows(self, modality: str, index: torch.Tensor) -> torch.Tensor | None:

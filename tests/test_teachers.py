@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +229,20 @@ def test_teacher_without_checkpoint_is_a_clear_error(tmp_path: Path, train_split
     with pytest.raises(BenchError, match="unfinished-run.*finished run"):
         build_store(unfinished, train_split, registry=get_registry(), **BUILD)
     assert not (unfinished / "teacher_store").exists()
+
+
+def test_store_reads_a_frozen_teacher_tower_from_the_embedding_cache(teacher: Path, train_split: SplitData,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The teacher run cached its frozen MiniLM outputs for this training split; the store reuses them."""
+    import bench.evaluate
+
+    store = store_directory(teacher, train_split)
+    if store.exists():
+        shutil.rmtree(store)
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the frozen text encoder ran again")
+
+    monkeypatch.setattr(bench.evaluate, "text_features", refuse)
+    assert build_store(teacher, train_split, registry=get_registry(), **BUILD) == store
+    assert np.load(store / "text.npy").shape[0] == train_split.n_captions
