@@ -19,7 +19,7 @@ from bench import distributed as dist
 from bench.atomic import atomic_path, atomic_write_text
 from bench.config import RunConfig, config_from_json, config_to_json
 from bench.data import SplitData
-from bench.errors import ConfigError
+from bench.errors import ConfigError, DataError
 from bench.registry import Registry, get_registry, plugin_distributions
 from bench.results import provenance, read_results, write_result
 
@@ -76,6 +76,9 @@ def load_splits(dataset: Any, sample_rate: int, validate: bool = True) -> tuple[
         for name in SPLITS:
             kept, bad = apply_policy(reports[name], on_error)
             skipped.extend(b._asdict() for b in bad)
+            if not kept and bad:
+                raise DataError(f"the {name} split is empty: all {len(bad)} of its entries were bad and skipped "
+                                f"(on_error=skip), e.g. {bad[0]}; run `bench validate` for the full list")
             summaries[name] = reports[name].summary()
             splits[name] = SplitData.from_items(name, kept)
     else:

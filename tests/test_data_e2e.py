@@ -245,6 +245,7 @@ def test_skip_that_empties_a_split_is_an_error_not_a_run(tmp_path, capsys):
     assert code == 2
     errors = _error_lines(err, "run")
     assert len(errors) == 1 and "test split is empty" in errors[0] and "Traceback" not in err, err
+    assert "all 4 of its entries were bad and skipped" in errors[0] and "test_0.wav" in errors[0], errors[0]
     assert not list((tmp_path / "runs").glob("*/*.pt"))
 
 
