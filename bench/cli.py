@@ -193,12 +193,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         values, preset_sets, user_sets = _merge_preset(args)
         from bench.datasets import dataset_option_targets
 
+        chosen = {key: split_list(values.get(key, default)) for key, default in DEFAULTS.items()}
         # A preset's options for a component that a flag replaced (e.g. --text-encoder minilm
         # instead of the preset's hf) no longer apply; a user's own stray --set is still an error.
-        in_run = {"train", *split_list(values.get("encoder", DEFAULTS["encoder"])),
-                  *split_list(values.get("text_encoder", DEFAULTS["text_encoder"])),
-                  *split_list(values.get("loss", DEFAULTS["loss"])),
-                  *(m for d in split_list(values.get("dataset", DEFAULTS["dataset"])) for m in dataset_option_targets(d))}
+        in_run = {"train", *chosen["encoder"], *chosen["text_encoder"], *chosen["loss"],
+                  *(m for d in chosen["dataset"] for m in dataset_option_targets(d))}
         sets = [s for s in preset_sets if s.partition(".")[0] in in_run] + user_sets  # later --set wins
         train_overrides = {field: values[flag] for flag, field in TRAIN_FLAGS.items() if flag in values}
         for key in list(values):
@@ -207,10 +206,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         select_device(values.get("device", "auto"))  # fail before any data or model work
         seeds = [_int(s, "--seed") for s in split_list(str(values.get("seed", "0")))]
         configs = build_grid(
-            datasets=split_list(values.get("dataset", DEFAULTS["dataset"])),
-            encoders=split_list(values.get("encoder", DEFAULTS["encoder"])),
-            text_encoders=split_list(values.get("text_encoder", DEFAULTS["text_encoder"])),
-            losses=split_list(values.get("loss", DEFAULTS["loss"])),
+            datasets=chosen["dataset"],
+            encoders=chosen["encoder"],
+            text_encoders=chosen["text_encoder"],
+            losses=chosen["loss"],
             seeds=seeds,
             set_options=parse_set_options(sets),
             train_overrides=train_overrides,
@@ -293,7 +292,7 @@ def _default_nproc() -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from bench.config import ComponentSpec, parse_set_options
+    from bench.config import dataset_spec, parse_set_options
     from bench.datasets import build_dataset, dataset_option_targets
     from bench.registry import get_registry
     from bench.runner import SPLITS
@@ -305,15 +304,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     stray = sorted(set(set_options) - set(members))
     if stray:
         raise ConfigError(f"--set {stray[0]}.…: {stray[0]!r} is not part of dataset {args.dataset!r}")
-    from bench.config import component_spec
-
-    typed = {m: component_spec(registry, "dataset", m, set_options.get(m, {})).options for m in members}
+    skipping = all((set_options.get(m, {}).get("on_error") or "raise") == "skip" for m in members)
     for member in members:
         # Report every bad entry, including those a dataset would refuse while parsing.
         if "on_error" in registry.get("dataset", member).option_defaults():
-            typed[member]["on_error"] = "skip"
-    options = typed if len(members) > 1 else typed[args.dataset]
-    dataset = build_dataset(ComponentSpec(args.dataset, options), registry)
+            set_options.setdefault(member, {})["on_error"] = "skip"
+    dataset = build_dataset(dataset_spec(registry, args.dataset, set_options), registry)
     reports = validate_dataset(dataset, SPLITS, sample_rate=args.sample_rate)
     bad_total = 0
     for name in SPLITS:
@@ -323,7 +319,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"  {bad}")
         bad_total += len(report.bad)
     if bad_total:
-        skipping = all((set_options.get(m, {}).get("on_error") or "raise") == "skip" for m in members)
         advice = ("a run skips them and lists them in its result" if skipping else
                   f"a run refuses this dataset unless --set {members[-1]}.on_error=skip")
         print(f"{bad_total} bad entr{'y' if bad_total == 1 else 'ies'}: {advice}")

@@ -239,16 +239,8 @@ def build_grid(
             used_names.add(name)
     specs["dataset"] = {}
     for name in datasets:
-        options: dict[str, Any] = {}
-        for member in dataset_option_targets(name):
-            used_names.add(member)
-            member_opts = component_spec(registry, "dataset", member, set_options.get(member, {})).options
-            if member_opts:
-                options[member] = member_opts
-        # A single dataset keeps its options flat; a combination keeps them per member.
-        if "+" not in name:
-            options = options.get(name, {})
-        specs["dataset"][name] = ComponentSpec(name, options)
+        used_names.update(dataset_option_targets(name))
+        specs["dataset"][name] = dataset_spec(registry, name, set_options)
 
     stray = sorted(set(set_options) - used_names)
     if stray:
@@ -274,6 +266,24 @@ def build_grid(
             )
         )
     return grid
+
+
+def dataset_spec(registry: Any, name: str, set_options: dict[str, dict[str, Any]]) -> ComponentSpec:
+    """The spec of a dataset or a ``a+b`` combination, with every member's options validated.
+
+    A single dataset keeps its options flat; a combination keeps them per member (members
+    without options are left out, so they do not change the combination's identity).
+    """
+    from bench.datasets import dataset_option_targets
+
+    options: dict[str, Any] = {}
+    for member in dataset_option_targets(name):
+        member_options = component_spec(registry, "dataset", member, set_options.get(member, {})).options
+        if member_options:
+            options[member] = member_options
+    if "+" not in name:
+        options = options.get(name, {})
+    return ComponentSpec(name, options)
 
 
 def component_spec(registry: Any, kind: str, name: str, options: dict[str, Any]) -> ComponentSpec:
