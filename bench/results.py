@@ -25,14 +25,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import platform
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from bench.atomic import atomic_write_text
 from bench.errors import BenchError
+
 
 SCHEMA_VERSION = "1.0"
 SUPPORTED_MAJOR = 1
@@ -57,43 +55,6 @@ REQUIRED_FIELDS = (
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def git_commit(cwd: Path | None = None) -> dict[str, Any]:
-    """The commit of the bench source tree, and whether it had uncommitted changes."""
-    root = cwd or Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = bool(
-            subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=root, capture_output=True, text=True, timeout=5, check=True,
-            ).stdout.strip()
-        )
-        return {"commit": commit, "dirty": dirty}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def provenance(device: str, plugins: dict[str, Any]) -> dict[str, Any]:
-    import torch
-
-    from bench import __version__
-
-    git = git_commit()
-    return {
-        "bench_version": __version__,
-        "git_commit": git["commit"],
-        "git_dirty": git["dirty"],
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "device": device,
-        "plugins": plugins,
-        "argv": sys.argv[1:],
-    }
 
 
 def write_result(result: dict[str, Any], results_dir: Path) -> Path:

@@ -21,7 +21,8 @@ from bench.config import RunConfig, config_from_json, config_to_json
 from bench.data import SplitData
 from bench.errors import ConfigError, DataError
 from bench.registry import Registry, get_registry, plugin_distributions
-from bench.results import provenance, read_results, write_result
+from bench.provenance import provenance
+from bench.results import read_results, write_result
 
 log = logging.getLogger("bench")
 SPLITS = ("train", "val", "test")

@@ -42,7 +42,7 @@ def main() -> None:
 
     import torch
 
-    from plugins.encoders.passt import build_passt
+    from bench_plugins.encoders.passt import build_passt
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -254,7 +254,7 @@ def test_skip_that_empties_a_split_is_an_error_not_a_run(tmp_path, capsys):
 
 def test_audiocaps_plus_clotho_trains_and_tests_on_clotho(tmp_path, capsys):
     from bench.data import SplitData
-    from plugins.datasets.clotho import ClothoDataset
+    from bench_plugins.datasets.clotho import ClothoDataset
 
     ac = make_audiocaps(tmp_path / "audiocaps", n=4, missing_train=2)
     cl = make_clotho(tmp_path / "clotho", n=4)

@@ -13,10 +13,10 @@ import soundfile as sf
 from bench.combined import CombinedDataset, check_combination
 from bench.errors import ConfigError, DataError
 from bench.items import Item
-from plugins.datasets.audiocaps import AudioCapsDataset, build_audiocaps
-from plugins.datasets.clotho import ClothoDataset, build_clotho
-from plugins.datasets.csv_captions import build_csv
-from plugins.datasets.wavcaps import WavCapsDataset, build_wavcaps
+from bench_plugins.datasets.audiocaps import AudioCapsDataset, build_audiocaps
+from bench_plugins.datasets.clotho import ClothoDataset, build_clotho
+from bench_plugins.datasets.csv_captions import build_csv
+from bench_plugins.datasets.wavcaps import WavCapsDataset, build_wavcaps
 
 FOLDERS = {"train": "development", "val": "validation", "test": "evaluation"}
 
@@ -210,7 +210,7 @@ def make_wavcaps(root: Path, exclusion_ids: list[str] | None = None) -> Path:
         "SoundBible": [{"id": "7", "caption": "a bell rings"}],
         "BBC_Sound_Effects": [{"id": "0001", "caption": "birds sing"}],
     }
-    from plugins.datasets.wavcaps import JSON_FILES
+    from bench_plugins.datasets.wavcaps import JSON_FILES
 
     for subset, data in entries.items():
         j = root / "json_files" / subset / JSON_FILES[subset]
@@ -314,11 +314,11 @@ def test_plugin_modules_register_and_stay_light():
     import sys
 
     code = ("import sys\n"
-            "import plugins.datasets.clotho, plugins.datasets.audiocaps, plugins.datasets.wavcaps, "
-            "plugins.datasets.csv_captions\n"
+            "import bench_plugins.datasets.clotho, bench_plugins.datasets.audiocaps, bench_plugins.datasets.wavcaps, "
+            "bench_plugins.datasets.csv_captions\n"
             "names = []\n"
-            "for m in (plugins.datasets.clotho, plugins.datasets.audiocaps, plugins.datasets.wavcaps, "
-            "plugins.datasets.csv_captions):\n"
+            "for m in (bench_plugins.datasets.clotho, bench_plugins.datasets.audiocaps, bench_plugins.datasets.wavcaps, "
+            "bench_plugins.datasets.csv_captions):\n"
             "    m.register_datasets(lambda n, f: names.append(n))\n"
             "print(','.join(names), 'numpy' in sys.modules, 'soundfile' in sys.modules, 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

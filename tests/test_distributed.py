@@ -64,9 +64,9 @@ def _batch(data: dict[str, torch.Tensor], rows: slice) -> Batch:
 
 
 def _losses():
-    from plugins.losses.distill import build_distill
-    from plugins.losses.ntxent import build_ntxent
-    from plugins.losses.triplet import build_triplet
+    from bench_plugins.losses.distill import build_distill
+    from bench_plugins.losses.ntxent import build_ntxent
+    from bench_plugins.losses.triplet import build_triplet
 
     return {
         "ntxent": build_ntxent(tau=0.1),

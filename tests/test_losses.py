@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from bench.errors import ConfigError, DataError
-from plugins.losses import _impl
-from plugins.losses.distill import build_distill
-from plugins.losses.ntxent import build_ntxent
-from plugins.losses.triplet import build_triplet
+from bench_plugins.losses import _impl
+from bench_plugins.losses.distill import build_distill
+from bench_plugins.losses.ntxent import build_ntxent
+from bench_plugins.losses.triplet import build_triplet
 
 IDS = [3, 7, 3, 1, 7, 7, 2, 3]  # duplicates: recording 3 and 7 appear several times
 

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError, DataError
-from plugins.encoders import _passt_model
-from plugins.encoders.passt import ARCHS, build_passt, checkpoint_cache_path, register_audio_encoders
+from bench_plugins.encoders import _passt_model
+from bench_plugins.encoders.passt import ARCHS, build_passt, checkpoint_cache_path, register_audio_encoders
 
 SR = 32000
 SMALL_ARCH = "passt_l_kd_p16_128_ap47"  # depth 7: the cheapest real PaSST to build on a CPU
@@ -94,7 +94,7 @@ def test_cache_path_is_timms(torch_home: str) -> None:
 
 def test_missing_weights_fail_fast_with_one_clear_error(torch_home: str, no_network, monkeypatch) -> None:
     # If the plugin got as far as importing the model module, this import would fail instead.
-    monkeypatch.setitem(sys.modules, "plugins.encoders._passt_model", None)
+    monkeypatch.setitem(sys.modules, "bench_plugins.encoders._passt_model", None)
     start = time.perf_counter()
     with pytest.raises(ConfigError) as exc:
         build_passt()
@@ -345,7 +345,7 @@ def test_plugin_module_imports_light() -> None:
     import subprocess
 
     code = (
-        "import sys, plugins.encoders.passt; "
+        "import sys, bench_plugins.encoders.passt; "
         "print(sorted(m for m in ('torch', 'numpy', 'timm', 'hear21passt') if m in sys.modules))"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

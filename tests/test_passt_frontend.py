@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 import torch
 
-from plugins.encoders.passt_frontend import PasstMelFrontend, kaldi_mel_banks
+from bench_plugins.encoders.passt_frontend import PasstMelFrontend, kaldi_mel_banks
 
 REF_PATH = Path(__file__).parent / "data" / "passt_reference.json"
 SR = 32000

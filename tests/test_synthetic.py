@@ -21,10 +21,10 @@ import pytest
 import soundfile as sf
 
 from bench.errors import ConfigError, DataError
-from plugins.datasets import _synth_events as ev
-from plugins.datasets import _synth_generate as gen
-from plugins.datasets._synth_captions import make_captions
-from plugins.datasets.synthetic import SyntheticDataset, build_synthetic
+from bench_plugins.datasets import _synth_events as ev
+from bench_plugins.datasets import _synth_generate as gen
+from bench_plugins.datasets._synth_captions import make_captions
+from bench_plugins.datasets.synthetic import SyntheticDataset, build_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(n_train=6, n_val=3, n_test=3, seed=0)
@@ -287,7 +287,7 @@ def test_deterministic_across_dirs_and_workers(tmp_path: Path, tiny_root: Path) 
     # A user script without a __main__ guard, rendering in parallel: must neither hang (as
     # multiprocessing's spawn would, re-running the script) nor change a byte.
     script = tmp_path / "unguarded.py"
-    script.write_text("from plugins.datasets._synth_generate import generate\n"
+    script.write_text("from bench_plugins.datasets._synth_generate import generate\n"
                       f"generate({str(tmp_path / 'again')!r}, n_train=6, n_val=3, n_test=3, seed=0, workers=2)\n")
     run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, timeout=120, capture_output=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -338,7 +338,7 @@ def test_half_generated_root_is_completed_not_used(tmp_path: Path, tiny_root: Pa
 
 def test_killed_generation_resumes(tmp_path: Path, tiny_root: Path) -> None:
     root = tmp_path / "killed"
-    code = ("import sys; from plugins.datasets._synth_generate import generate; "
+    code = ("import sys; from bench_plugins.datasets._synth_generate import generate; "
             f"generate({str(root)!r}, n_train=400, n_val=3, n_test=3, seed=0, workers=1)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -361,7 +361,7 @@ def test_killed_generation_resumes(tmp_path: Path, tiny_root: Path) -> None:
 
 def test_concurrent_generators_do_not_corrupt(tmp_path: Path, tiny_root: Path) -> None:
     root = tmp_path / "shared"
-    code = ("from plugins.datasets._synth_generate import generate; "
+    code = ("from bench_plugins.datasets._synth_generate import generate; "
             f"generate({str(root)!r}, n_train=6, n_val=3, n_test=3, seed=0, workers=1)")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env) for _ in range(2)]

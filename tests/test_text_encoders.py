@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from bench.errors import ConfigError
-from plugins.encoders._text_model import clean_caption
-from plugins.encoders.text import build_hf, build_minilm
+from bench_plugins.encoders._text_model import clean_caption
+from bench_plugins.encoders.text import build_hf, build_minilm
 
 
 def test_clean_caption_lowercases_and_strips_punctuation():
@@ -55,7 +55,7 @@ def test_missing_hf_model_fails_fast_with_how_to_supply_it(tmp_path, monkeypatch
 
 def test_bad_pooling_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="pooling"):
-        from plugins.encoders._text_model import TransformerTextEncoder, minilm_path
+        from bench_plugins.encoders._text_model import TransformerTextEncoder, minilm_path
 
         TransformerTextEncoder(str(minilm_path()), pooling="max", max_length=32, freeze=True, dropout=None,
                                clean_captions=False, local_only=True)

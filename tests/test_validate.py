@@ -161,7 +161,7 @@ def test_manifest_cache_hit_and_invalidation(tmp_path):
 
 def test_validate_dataset_includes_dataset_skips(tmp_path, monkeypatch):
     from tests.test_datasets import make_clotho
-    from plugins.datasets.clotho import ClothoDataset
+    from bench_plugins.datasets.clotho import ClothoDataset
 
     root = make_clotho(tmp_path / "c")
     (root / "validation" / "validation sound, no 2.wav").unlink()

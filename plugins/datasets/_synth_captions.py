@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from plugins.datasets._synth_events import STREAM_CAPTIONS, ClipSpec, EventSpec, clip_rng
+from bench_plugins.datasets._synth_events import STREAM_CAPTIONS, ClipSpec, EventSpec, clip_rng
 
 N_CAPTIONS = 5
 

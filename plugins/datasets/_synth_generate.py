@@ -37,7 +37,7 @@ from typing import Any, Iterator
 
 from bench.errors import DataError
 
-from plugins.datasets._synth_events import SAMPLE_RATE, ClipSpec, render_clip, sample_clip
+from bench_plugins.datasets._synth_events import SAMPLE_RATE, ClipSpec, render_clip, sample_clip
 
 GENERATOR_VERSION = 2
 """Bump when the generated files change; it is part of the cache fingerprint."""
@@ -148,7 +148,7 @@ def _render_jobs(root: Path, jobs: list[tuple[ClipSpec, str]], n_proc: int) -> N
     try:
         for share in shares[1:]:
             proc = subprocess.Popen(
-                [sys.executable, "-c", "from plugins.datasets._synth_generate import _worker_main; _worker_main()"],
+                [sys.executable, "-c", "from bench_plugins.datasets._synth_generate import _worker_main; _worker_main()"],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
             procs.append(proc)
             payload = json.dumps([[s.seed, s.split_code, s.index, path] for s, path in share])
@@ -187,7 +187,7 @@ def _csv_bytes(header: tuple[str, ...] | list[str], rows: list[list[Any]], encod
 
 def captions_rows(specs: list[ClipSpec], folder: str) -> list[list[str]]:
     """Rows of ``clotho_captions_<folder>.csv``."""
-    from plugins.datasets._synth_captions import make_captions
+    from bench_plugins.datasets._synth_captions import make_captions
 
     return [[file_name(folder, s.index), *make_captions(s)] for s in specs]
 

@@ -20,7 +20,7 @@ from bench import hookimpl
 from bench.errors import ConfigError
 from bench.items import Item
 from bench.validate import BadEntry
-from plugins.datasets._common import CaptionDataset, read_csv
+from bench_plugins.datasets._common import CaptionDataset, read_csv
 
 COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
 FIELDS = ("youtube_id", "start_time", "split")
@@ -39,7 +39,7 @@ def build_audiocaps(root: str = "", audio_dir: str = "audio/{split}", pattern: s
     ``audio_dir`` (relative to root, may use ``{split}``) and ``pattern`` (file name, may use
     ``{youtube_id}``, ``{start_time}``, ``{split}``) locate each clip; ``on_error``: raise or skip.
     """
-    from plugins.datasets._common import resolve_root
+    from bench_plugins.datasets._common import resolve_root
 
     return AudioCapsDataset(resolve_root("audiocaps", root, subdir="audiocaps"), audio_dir=audio_dir,
                             pattern=pattern, on_error=on_error)

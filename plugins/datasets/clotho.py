@@ -18,7 +18,7 @@ from bench import hookimpl
 from bench.errors import ConfigError
 from bench.items import Item
 from bench.validate import BadEntry
-from plugins.datasets._common import CaptionDataset, read_csv
+from bench_plugins.datasets._common import CaptionDataset, read_csv
 
 # Only the standard library and bench's light modules are imported here (no numpy), so the
 # plugin stays cheap to load for ``bench ls``.
@@ -35,7 +35,7 @@ def register_datasets(register: Any) -> None:
 
 def build_clotho(root: str = "", on_error: str = "raise") -> Any:
     """ClothoV2 from ``root`` (default ``$BENCH_DATA/clotho``); ``on_error``: raise or skip."""
-    from plugins.datasets._common import resolve_root
+    from bench_plugins.datasets._common import resolve_root
 
     return ClothoDataset(resolve_root("clotho", root, subdir="clotho"), on_error=on_error)
 

@@ -14,7 +14,7 @@ from bench import hookimpl
 from bench.errors import ConfigError
 from bench.items import Item
 from bench.validate import BadEntry
-from plugins.datasets._common import SPLITS, CaptionDataset, read_csv
+from bench_plugins.datasets._common import SPLITS, CaptionDataset, read_csv
 
 COLUMNS = ("file_name", "caption", "split")
 
@@ -27,7 +27,7 @@ def register_datasets(register: Any) -> None:
 
 def build_csv(root: str = "", captions: str = "", on_error: str = "raise") -> Any:
     """Audio in ``root``, captions in the CSV ``captions`` (default ``<root>/captions.csv``)."""
-    from plugins.datasets._common import resolve_root
+    from bench_plugins.datasets._common import resolve_root
 
     audio_root = resolve_root("csv", root)
     return CsvCaptionsDataset(audio_root, captions or audio_root / "captions.csv", on_error=on_error)

@@ -9,7 +9,7 @@ template captions per clip describe them with varied words, order and detail.
 The dataset is written once to ``root`` (default ``$BENCH_CACHE/synthetic/<fingerprint>`` or
 ``~/.cache/bench/synthetic/<fingerprint>``) in ClothoV2's layout and read back with the Clotho
 loader. The metadata CSVs also hold each clip's ground-truth events (see
-:mod:`plugins.datasets._synth_generate`). The same options always give byte-identical files.
+:mod:`bench_plugins.datasets._synth_generate`). The same options always give byte-identical files.
 
 The module top imports nothing heavy; numpy is imported by the factory.
 """
@@ -40,7 +40,7 @@ class SyntheticDataset:
     name = "synthetic"
 
     def __init__(self, root: str | os.PathLike[str], on_error: str = "raise") -> None:
-        from plugins.datasets.clotho import ClothoDataset
+        from bench_plugins.datasets.clotho import ClothoDataset
 
         self.root = Path(root)
         self._clotho = ClothoDataset(self.root, on_error=on_error)
@@ -73,7 +73,7 @@ def build_synthetic(n_train: int = 1000, n_val: int = 200, n_test: int = 200, se
     ``on_error`` is passed to the Clotho reader. ``workers``: rendering processes (0: automatic);
     it does not change the files.
     """
-    from plugins.datasets._synth_generate import default_root, fingerprint, generate
+    from bench_plugins.datasets._synth_generate import default_root, fingerprint, generate
 
     if root in (None, ""):
         target = default_root(fingerprint(n_train, n_val, n_test, seed))

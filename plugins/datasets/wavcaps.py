@@ -20,7 +20,7 @@ from bench import hookimpl
 from bench.errors import ConfigError, DataError
 from bench.items import Item
 from bench.validate import BadEntry
-from plugins.datasets._common import CaptionDataset, read_text
+from bench_plugins.datasets._common import CaptionDataset, read_text
 
 JSON_FILES = {
     "AudioSet_SL": "as_final.json",
@@ -46,7 +46,7 @@ def build_wavcaps(root: str = "", subsets: str = DEFAULT_SUBSETS, exclusions: st
     ``subsets``: comma-separated subset names. ``exclusions``: DCASE exclusion CSV path, ``none``
     to disable, or empty for ``<root>/dcase2024_task6_excluded_freesound_ids.csv`` if present.
     """
-    from plugins.datasets._common import resolve_root
+    from bench_plugins.datasets._common import resolve_root
 
     return WavCapsDataset(resolve_root("wavcaps", root, subdir="wavcaps"), subsets=subsets,
                           exclusions=exclusions, on_error=on_error)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.errors import ConfigError, DataError
-from plugins.encoders.passt_frontend import PasstMelFrontend
+from bench_plugins.encoders.passt_frontend import PasstMelFrontend
 
 __all__ = ["PasstAudioEncoder", "load_passt_state_dict"]
 

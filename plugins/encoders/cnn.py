@@ -28,7 +28,7 @@ def build_cnn(
     freeze: bool = False,
 ) -> Any:
     """Log-mel (``n_mels`` bins, ``hop_ms`` hop), 1-D conv blocks of ``channels`` widths, pooling over thirds."""
-    from plugins.encoders._cnn_model import CNNEncoder
+    from bench_plugins.encoders._cnn_model import CNNEncoder
 
     widths = tuple(int(c) for c in str(channels).split(",") if c.strip())
     return CNNEncoder(

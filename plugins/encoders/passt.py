@@ -171,7 +171,7 @@ def build_passt(
                 f"or train from scratch with --set passt.pretrained=false"
             )
 
-    from plugins.encoders._passt_model import PasstAudioEncoder
+    from bench_plugins.encoders._passt_model import PasstAudioEncoder
 
     return PasstAudioEncoder(
         arch=arch,

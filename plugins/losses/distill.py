@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import hookimpl
-from plugins.losses import _options
+from bench_plugins.losses import _options
 
 
 @hookimpl
@@ -24,6 +24,6 @@ def build_distill(w_sup: float = 0.0, w_dist: float = 1.0, tau: float = 0.05) ->
     w_sup = _options.nonnegative_float("distill", "w_sup", w_sup)
     w_dist = _options.nonnegative_float("distill", "w_dist", w_dist)
     tau = _options.positive_float("distill", "tau", tau)
-    from plugins.losses._impl import DistillLoss
+    from bench_plugins.losses._impl import DistillLoss
 
     return DistillLoss(w_sup=w_sup, w_dist=w_dist, tau=tau)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import hookimpl
-from plugins.losses import _options
+from bench_plugins.losses import _options
 
 
 @hookimpl
@@ -23,6 +23,6 @@ def build_ntxent(tau: float = 0.05, learnable_tau: bool = False) -> Any:
     """
     tau = _options.positive_float("ntxent", "tau", tau)
     learnable_tau = _options.boolean("ntxent", "learnable_tau", learnable_tau)
-    from plugins.losses._impl import NTXentLoss
+    from bench_plugins.losses._impl import NTXentLoss
 
     return NTXentLoss(tau=tau, learnable_tau=learnable_tau)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import hookimpl
-from plugins.losses import _options
+from bench_plugins.losses import _options
 
 NEGATIVES = ("random", "full", "semihard", "hard")
 
@@ -28,6 +28,6 @@ def build_triplet(margin: float = 0.2, negatives: str = "hard") -> Any:
     """
     margin = _options.nonnegative_float("triplet", "margin", margin)
     negatives = _options.choice("triplet", "negatives", negatives, NEGATIVES)
-    from plugins.losses._impl import TripletLoss
+    from bench_plugins.losses._impl import TripletLoss
 
     return TripletLoss(margin=margin, negatives=negatives)
