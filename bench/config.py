@@ -8,7 +8,6 @@ signatures of the registry, so a typo fails before anything is trained.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import itertools
 import json
 import tomllib
@@ -17,6 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
+from bench.options import (  # noqa: F401  (coercion lives in bench.options; re-exported for callers)
+    RawValue,
+    coerce,
+    coerce_field,
+    component_options,
+    parse_set_options,
+    parse_value,
+)
 
 PRESET_DIR = Path(__file__).with_name("presets")
 COMPONENT_FIELDS = {
@@ -99,70 +106,6 @@ class RunConfig:
         return json.dumps(payload, sort_keys=True, default=str)
 
 
-def parse_value(text: str) -> Any:
-    """Parse a ``--set`` value: JSON scalars and lists, ``none``/``true``/``false``, else a string."""
-    lowered = text.strip().lower()
-    if lowered in ("none", "null"):
-        return None
-    if lowered in ("true", "yes", "on"):
-        return True
-    if lowered in ("false", "no", "off"):
-        return False
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        return text
-
-
-class RawValue(str):
-    """Text of a ``--set`` value, parsed only once the option's type (its default) is known."""
-
-
-def coerce(value: Any, default: Any, label: str) -> Any:
-    """Coerce a value to the type of the option's default, with a clear error.
-
-    Command-line text for a string option is kept verbatim (``root=1.10`` stays ``"1.10"``,
-    ``amp=off`` stays ``"off"``); for other options it is parsed first (see :func:`parse_value`).
-    """
-    if isinstance(value, RawValue):
-        if isinstance(default, str):
-            return str(value)
-        value = parse_value(value)
-    if value is None or default is None or default is inspect.Parameter.empty:
-        return value
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, bool):
-                return value
-            raise ValueError
-        if isinstance(default, int) and not isinstance(value, bool):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        if isinstance(default, float) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(default, str):
-            return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--set {label}={value!r}: expected a {type(default).__name__} like {default!r}") from None
-    return value
-
-
-def parse_set_options(pairs: list[str]) -> dict[str, dict[str, Any]]:
-    """``["passt.pretrained=false", ...]`` -> ``{"passt": {"pretrained": RawValue("false")}}``.
-
-    Values stay text until :func:`coerce` knows the option's type.
-    """
-    out: dict[str, dict[str, Any]] = {}
-    for pair in pairs:
-        target, sep, value = pair.partition("=")
-        name, dot, key = target.partition(".")
-        if not sep or not dot or not name or not key:
-            raise ConfigError(f"--set {pair!r}: expected NAME.KEY=VALUE, e.g. --set passt.pretrained=false")
-        out.setdefault(name, {})[key] = RawValue(value)
-    return out
-
-
 def split_list(value: str | list[str] | None) -> list[str]:
     if value is None:
         return []
@@ -220,10 +163,7 @@ def build_grid(
         if key not in TrainSettings.keys():
             raise ConfigError(f"unknown option train.{key}. Valid keys: {', '.join(TrainSettings.keys())}.")
         train_kwargs[key] = value
-    defaults = TrainSettings()
-    # decay_epochs defaults to None (the last epoch) but is a float when set.
-    typed_defaults = {**dataclasses.asdict(defaults), "decay_epochs": 1.0}
-    train_kwargs = {k: coerce(v, typed_defaults[k], f"train.{k}") for k, v in train_kwargs.items()}
+    train_kwargs = {k: coerce_field(TrainSettings, k, v) for k, v in train_kwargs.items()}
 
     used_names: set[str] = {"train"}
     kinds_names = {
@@ -287,11 +227,8 @@ def dataset_spec(registry: Any, name: str, set_options: dict[str, dict[str, Any]
 
 
 def component_spec(registry: Any, kind: str, name: str, options: dict[str, Any]) -> ComponentSpec:
-    entry = registry.get(kind, name)
-    defaults = entry.option_defaults()
-    registry.resolve_options(kind, name, options)  # raises on unknown keys
-    coerced = {k: coerce(v, defaults.get(k), f"{name}.{k}") for k, v in options.items()}
-    return ComponentSpec(name, coerced)
+    """The spec of one component, its options checked and coerced by :mod:`bench.options`."""
+    return ComponentSpec(name, component_options(registry, kind, name, options))
 
 
 def config_to_json(cfg: RunConfig) -> dict[str, Any]:

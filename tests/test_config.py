@@ -145,7 +145,7 @@ def test_grid_coerces_to_factory_default_type(registry):
 
 
 def test_grid_rejects_value_of_wrong_type(registry):
-    with pytest.raises(ConfigError, match=r"enc\.n_mels.*expected a int"):
+    with pytest.raises(ConfigError, match=r"enc\.n_mels.*expected an int"):
         grid(registry, ["enc.n_mels=abc"])
 
 
