@@ -378,7 +378,8 @@ def test_audio_cache_run_matches_uncached_run(tmp_path, capsys):
     assert cached["training"]["audio_cache"] is True and plain["training"]["audio_cache"] is False
     assert len(plain["history"]) == len(cached["history"]) == 2
     for a, b in zip(plain["history"], cached["history"]):
-        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-2), (a["epoch"], a["train_loss"], b["train_loss"])
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-2), (
+            a["epoch"], a["train_loss"], b["train_loss"])
         for metric, value in a["val"]["t2a"].items():
             assert b["val"]["t2a"][metric] == pytest.approx(value, abs=0.02), ("val", metric)
     for direction in ("t2a", "a2t"):

@@ -44,7 +44,8 @@ def make_clotho(root: Path, n: int = 3, metadata: bool = True) -> Path:
         if metadata:
             _write_csv(root / f"clotho_metadata_{folder}.csv",
                        ["file_name", "keywords", "sound_id", "sound_link", "license"],
-                       [[r[0], "caf\u00e9;r\u00e9sum\u00e9", str(1000 + i), f"https://freesound.org/s/{1000 + i}", "CC0"]
+                       [[r[0], "caf\u00e9;r\u00e9sum\u00e9", str(1000 + i),
+                         f"https://freesound.org/s/{1000 + i}", "CC0"]
                         for i, r in enumerate(rows)], encoding="iso-8859-1")
     return root
 
@@ -111,7 +112,8 @@ def test_clotho_bad_captions_and_traversal(tmp_path):
     assert [it.audio_id for it in kept] == ["development sound, no 2.wav"]
     reasons = {b.audio_id: b.reason for b in ds.skipped("train")}
     assert reasons["development sound, no 0.wav"] == "caption 1: empty caption"
-    assert "caption 3" in reasons["development sound, no 1.wav"] and "no letters" in reasons["development sound, no 1.wav"]
+    reason = reasons["development sound, no 1.wav"]
+    assert "caption 3" in reason and "no letters" in reason
     assert "path traversal" in reasons["../secret.wav"]
     assert "duplicate audio_id" in [b.reason for b in ds.skipped("train") if b.audio_id.endswith("no 2.wav")][0]
 
@@ -229,7 +231,8 @@ def test_wavcaps_exclusions_and_subsets(tmp_path):
     ids = {it.audio_id for it in ds.split("train")}
     assert ids == {"FreeSound/100", "FreeSound/300", "AudioSet_SL/Yabc", "SoundBible/7", "BBC_Sound_Effects/0001"}
     assert ds.excluded_count == 1 and ds.exclusions_applied
-    assert Path(next(it for it in ds.split("train") if it.audio_id == "AudioSet_SL/Yabc").audio_path).name == "Yabc.flac"
+    item = next(it for it in ds.split("train") if it.audio_id == "AudioSet_SL/Yabc")
+    assert Path(item.audio_path).name == "Yabc.flac"
     only_fs = build_wavcaps(root=str(root), subsets="FreeSound", exclusions="none")
     assert len(only_fs.split("train")) == 3 and only_fs.exclusions_disabled and not only_fs.exclusions_applied
     with pytest.raises(ConfigError, match="unknown subset"):
@@ -286,7 +289,8 @@ def test_csv_dataset(tmp_path):
 def test_combined_union_and_eval_from_last(tmp_path):
     clotho = ClothoDataset(make_clotho(tmp_path / "c"))
     ac = AudioCapsDataset(make_audiocaps(tmp_path / "ac"))
-    wc = WavCapsDataset(make_wavcaps(tmp_path / "wc", exclusion_ids=["200"]), exclusions=str(tmp_path / "wc" / "excluded.csv"))
+    wc = WavCapsDataset(make_wavcaps(tmp_path / "wc", exclusion_ids=["200"]),
+                        exclusions=str(tmp_path / "wc" / "excluded.csv"))
     comb = CombinedDataset([wc, ac, clotho])
     assert comb.name == "wavcaps+audiocaps+clotho"
     train = comb.split("train")
@@ -317,7 +321,8 @@ def test_plugin_modules_register_and_stay_light():
             "import bench_plugins.datasets.clotho, bench_plugins.datasets.audiocaps, bench_plugins.datasets.wavcaps, "
             "bench_plugins.datasets.csv_captions\n"
             "names = []\n"
-            "for m in (bench_plugins.datasets.clotho, bench_plugins.datasets.audiocaps, bench_plugins.datasets.wavcaps, "
+            "for m in (bench_plugins.datasets.clotho, bench_plugins.datasets.audiocaps, "
+            "bench_plugins.datasets.wavcaps, "
             "bench_plugins.datasets.csv_captions):\n"
             "    m.register_datasets(lambda n, f: names.append(n))\n"
             "print(','.join(names), 'numpy' in sys.modules, 'soundfile' in sys.modules, 'torch' in sys.modules)\n")

@@ -57,7 +57,8 @@ def _env(target: Path, tmp: Path) -> dict[str, str]:
 
 def test_pasted_plugin_is_listed_and_loads(installed, tmp_path):
     env = _env(installed, tmp_path)
-    listing = subprocess.run([sys.executable, "-m", "bench", "ls"], env=env, capture_output=True, text=True, timeout=120)
+    listing = subprocess.run([sys.executable, "-m", "bench", "ls"], env=env, capture_output=True, text=True,
+                             timeout=120)
     assert listing.returncode == 0, listing.stderr
     assert re.search(r"margin-nce\s+bench-margin 0\.1\.0", listing.stdout)
     code = (

@@ -140,7 +140,7 @@ def test_sampled_layout_is_consistent(default_specs: list[ev.ClipSpec]) -> None:
             assert lo - 1e-3 <= e.event_duration_s <= hi + 1e-3
             spans.append((e.onsets_s[0], e.onsets_s[-1] + e.event_duration_s))
         assert spans[0][0] >= 0 and spans[-1][1] <= s.duration_s + 1e-6
-        for (a0, a1), (b0, _b1) in zip(spans, spans[1:]):
+        for (_a0, a1), (b0, _b1) in zip(spans, spans[1:]):
             assert a1 < b0  # events never overlap, they follow in position order
         assert [order[e.position] for e in s.events] == sorted(order[e.position] for e in s.events)
         for e, (a, b) in zip(s.events, spans):
