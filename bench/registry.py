@@ -5,6 +5,12 @@ pluggy ``PluginManager`` (so hook implementations are validated against
 :mod:`bench.hookspecs`), and then each plugin's ``register_*`` hooks are called one plugin at a
 time: a plugin that fails to import, raises inside a hook or registers a name that is already
 taken is recorded as failed with a one-line error, and every other plugin keeps working.
+A plugin that implements a hook bench does not define (a typo such as ``register_loss``) is
+failed too, by pluggy's pending-hook check; one that registers nothing gets a warning.
+
+:meth:`Registry.build` coerces options by the factory's annotations (:mod:`bench.options`) and
+checks what the factory returns against its contract (:mod:`bench.contracts`), so that a wrong
+component is one line naming its plugin, not a traceback inside the trainer.
 """
 
 from __future__ import annotations
@@ -13,14 +19,17 @@ import difflib
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
 from bench import hookspecs
+from bench.contracts import check_component, component_label
 from bench.errors import ConfigError
+from bench.options import coerce_options
 
 ENTRY_POINT_GROUP = "bench"
 BUILTIN_DISTRIBUTION = "bench"
@@ -31,6 +40,7 @@ HOOK_OF_KIND = {
     "text_encoder": "register_text_encoders",
     "loss": "register_losses",
     "dataset": "register_datasets",
+    "logger": "register_loggers",
 }
 
 
@@ -59,6 +69,7 @@ class PluginStatus:
     version: str
     module: str
     error: str | None = None
+    warning: str | None = None  # loaded, but probably not what its author meant (registers nothing)
     components: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -140,6 +151,11 @@ class Registry:
         except (Exception, SystemExit) as exc:  # a broken plugin must not take the harness down
             status.error = f"cannot load {module_name}: {_one_line(exc)}"
             return status
+        unknown = self._unknown_hooks(key)
+        if unknown:
+            status.error = unknown
+            self.pm.unregister(name=key)  # so that its hooks are never called
+            return status
         for kind, hook_name in HOOK_OF_KIND.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin_name != key:
@@ -148,7 +164,48 @@ class Registry:
                     impl.function(register=self._registrar(kind, status))
                 except (Exception, SystemExit) as exc:
                     status.error = f"{hook_name} failed: {_one_line(exc)}"
+        if status.ok and not status.components:
+            status.warning = self._registers_nothing(key)
         return status
+
+    def _plugin_hooks(self, key: str) -> list[str]:
+        """Names of the hooks (with or without a spec) that plugin ``key`` implements."""
+        plugin = self.pm.get_plugin(key)
+        callers = self.pm.get_hookcallers(plugin) or []
+        return sorted(caller.name for caller in callers)
+
+    def _unknown_hooks(self, key: str) -> str | None:
+        """A one-line error if plugin ``key`` implements a hook that no hookspec defines.
+
+        pluggy accepts such implementations at registration (the spec could come later) and
+        reports them in :meth:`pluggy.PluginManager.check_pending`; bench's specs are all added
+        up front, so an unknown name is a typo.
+        """
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            pass
+        else:
+            return None
+        known = sorted(name for name in vars(self.pm.hook) if not name.startswith("_")
+                       and getattr(self.pm.hook, name).has_spec())
+        for name in self._plugin_hooks(key):
+            caller = getattr(self.pm.hook, name)
+            if caller.has_spec() or all(impl.optionalhook for impl in caller.get_hookimpls()):
+                continue
+            hint = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+            suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; bench's hooks are {', '.join(known)}"
+            return f"implements unknown hook {name!r}{suggestion}"
+        return None
+
+    def _registers_nothing(self, key: str) -> str | None:
+        """A warning for a plugin that adds no component and implements no other hook."""
+        hooks = self._plugin_hooks(key)
+        if not hooks:
+            return "registers nothing: the module has no @bench.hookimpl functions"
+        if all(name in HOOK_OF_KIND.values() for name in hooks):
+            return f"registers nothing: {', '.join(hooks)} never called register(name, factory)"
+        return None  # e.g. a plugin on the lifecycle hooks only
 
     def _registrar(self, kind: str, status: PluginStatus) -> Callable[[str, Callable[..., Any]], None]:
         def register(name: str, factory: Callable[..., Any]) -> None:
@@ -215,15 +272,19 @@ class Registry:
         return resolved
 
     def build(self, kind: str, name: str, options: dict[str, Any] | None = None) -> Any:
-        """Build the component ``name`` of ``kind`` with validated options."""
+        """Build the component ``name`` of ``kind``: options coerced, the result's contract checked."""
         entry = self.get(kind, name)
         options = dict(options or {})
-        self.resolve_options(kind, name, options)
+        self.resolve_options(kind, name, options)  # unknown keys first, then their values
+        options = coerce_options(entry.factory, options, name)
         try:
-            return entry.factory(**options)
+            built = entry.factory(**options)
         except ValueError as exc:
             # Factories reject bad option values with ValueError; that is a user error, not a bug.
-            raise ConfigError(f"{kind.replace('_', ' ')} {name!r} ({entry.distribution}): {_one_line(exc)}") from exc
+            raise ConfigError(
+                f"{component_label(kind, name, entry.distribution, entry.version)}: {_one_line(exc)}"
+            ) from exc
+        return check_component(kind, name, built, entry.distribution, entry.version)
 
     @staticmethod
     def _check_kind(kind: str) -> None:
@@ -251,7 +312,8 @@ def plugin_distributions(used: dict[str, str]) -> dict[str, dict[str, str]]:
     for kind, name in used.items():
         entry = registry.entries.get(kind, {}).get(name)
         if entry is not None:
-            out[kind] = {"name": name, "plugin": entry.plugin, "distribution": entry.distribution, "version": entry.version}
+            out[kind] = {"name": name, "plugin": entry.plugin, "distribution": entry.distribution,
+                         "version": entry.version}
     return out
 
 

@@ -186,7 +186,8 @@ def test_exception_inside_a_hook_fails_only_that_plugin() -> None:
     assert first.ok and after.ok
     assert not bad.ok and bad.error == "register_losses failed: ValueError: weights file missing"
     assert {"first-loss", "after-loss"} <= set(registry.names("loss"))
-    assert registry.build("loss", "after-loss", {"tau": 0.3}) == ("loss", 0.3)
+    entry = registry.get("loss", "after-loss")
+    assert entry.factory(**registry.resolve_options("loss", "after-loss", {"tau": 0.3})) == ("loss", 0.3)
 
 
 def test_duplicate_name_fails_the_later_plugin_and_names_the_first() -> None:
@@ -213,13 +214,13 @@ def test_register_needs_a_name_and_a_callable() -> None:
 
 def test_plugin_objects_can_be_modules_or_namespaces() -> None:
     @hookimpl
-    def register_text_encoders(register) -> None:
-        register("ns-text", lambda dim=8: dim)
+    def register_datasets(register) -> None:
+        register("ns-data", lambda size=8: SimpleNamespace(split=lambda name: [], size=size))
 
     registry = Registry()
-    status = registry.register_module(SimpleNamespace(register_text_encoders=register_text_encoders), "ns")
-    assert status.ok and status.components == [("text_encoder", "ns-text")]
-    assert registry.build("text_encoder", "ns-text", {"dim": 3}) == 3
+    status = registry.register_module(SimpleNamespace(register_datasets=register_datasets), "ns")
+    assert status.ok and status.components == [("dataset", "ns-data")]
+    assert registry.build("dataset", "ns-data", {"size": 3}).size == 3
 
 
 # ---- lookups and options -----------------------------------------------------------------------
@@ -257,7 +258,7 @@ def test_required_option_is_reported() -> None:
     class Needs:
         @hookimpl
         def register_datasets(self, register) -> None:
-            register("needs-root", lambda root, split_seed=0: root)
+            register("needs-root", lambda root, split_seed=0: SimpleNamespace(split=lambda name: [], root=root))
 
     registry = Registry()
     registry.register_module(Needs(), "needs")
@@ -265,7 +266,7 @@ def test_required_option_is_reported() -> None:
         "root": inspect.Parameter.empty, "split_seed": 0}
     with pytest.raises(ConfigError, match=r"dataset 'needs-root' needs --set needs-root.root=VALUE"):
         registry.build("dataset", "needs-root")
-    assert registry.build("dataset", "needs-root", {"root": "/data"}) == "/data"
+    assert registry.build("dataset", "needs-root", {"root": "/data"}).root == "/data"
 
 
 def test_bench_load_builds_a_builtin_loss(monkeypatch: pytest.MonkeyPatch) -> None:
