@@ -11,8 +11,9 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from bench.errors import BenchError
+from bench import metric_table
 from bench.atomic import atomic_write_text
+from bench.errors import BenchError
 from bench.results import read_results
 
 DEFAULT_RESULTS_DIR = Path("leaderboard/results")
@@ -26,8 +27,10 @@ for text-to-audio and audio queries for audio-to-text). Where a combination ran 
 seeds, a cell shows mean ± sample standard deviation. The chance row is the expected score of a
 uniformly random ranking of the same test split.
 """
-COLUMNS = ["Audio encoder", "Text encoder", "Loss", "t2a mAP@10", "t2a R@1", "t2a R@5", "t2a R@10",
-           "a2t mAP@10", "Seeds", "Epochs", "Train time", "Device"]
+LABEL_COLUMNS = ["Audio encoder", "Text encoder", "Loss"]
+RUN_COLUMNS = ["Seeds", "Epochs", "Train time", "Device"]
+CHANCE_LABEL = "*chance*"
+_DIRECTION_NAMES = {"t2a": "text-to-audio", "a2t": "audio-to-text"}
 
 
 def component_label(component: dict[str, Any]) -> str:
@@ -69,15 +72,6 @@ def _duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def _cell(values: list[float]) -> str:
-    import statistics
-
-    mean = statistics.fmean(values) * 100
-    if len(values) == 1:
-        return f"{mean:.2f}"
-    return f"{mean:.2f} ± {statistics.stdev(values) * 100:.2f}"
-
-
 def benchmark_key(result: dict[str, Any]) -> tuple[str, str]:
     dataset = result["dataset"]
     test = (dataset.get("splits") or {}).get("test", {})
@@ -97,78 +91,104 @@ def benchmark_title(result: dict[str, Any]) -> str:
     return title
 
 
-def build_tables(results: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, Any]]:
-    """Group results into one pandas DataFrame per benchmark, sorted by t2a mAP@10."""
+def _numbers(result: dict[str, Any], block: str, direction: str, key: str) -> float | None:
+    value = ((result.get(block) or {}).get(direction) or {}).get(key)
+    return None if value is None else float(value)
+
+
+def _present(values: Any) -> list[float]:
+    # A metric added to the table after a result was written is absent from it: skip, don't fail.
+    return [float(v) for v in values if v is not None and v == v]
+
+
+def aggregate(results: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, list[dict[str, Any]], dict]]:
+    """Per benchmark: its title, one row per combination (best first) and the chance metrics.
+
+    A row holds its labels and, per leaderboard column (:func:`bench.metric_table.leaderboard_columns`),
+    the list of per-seed values as numbers; tables format them, plots draw them.
+    """
     import pandas as pd
 
+    columns = metric_table.leaderboard_columns()
+    direction, primary_key = metric_table.PRIMARY
+    primary = metric_table.get(primary_key)
     rows = []
     for result in results:
-        rows.append(
-            {
-                "benchmark": benchmark_key(result),
-                "title": benchmark_title(result),
-                "Audio encoder": component_label(result["audio_encoder"]),
-                "Text encoder": component_label(result["text_encoder"]),
-                "Loss": loss_label(result),
-                "combination": result.get("combination") or result["run_id"],
-                "t2a_map": result["metrics"]["t2a"]["mAP@10"],
-                "t2a_r1": result["metrics"]["t2a"]["R@1"],
-                "t2a_r5": result["metrics"]["t2a"]["R@5"],
-                "t2a_r10": result["metrics"]["t2a"]["R@10"],
-                "a2t_map": result["metrics"]["a2t"]["mAP@10"],
-                "seed": result["seed"],
-                "epochs": (result.get("training") or {}).get("epochs", ""),
-                "train_s": float((result.get("timings") or {}).get("train_s", 0.0)),
-                "device": (result.get("provenance") or {}).get("device", "?"),
-                "chance": result["chance"],
-                "run_id": result["run_id"],
-            }
-        )
-    tables: dict[tuple[str, str], tuple[str, Any]] = {}
+        row = {
+            "benchmark": benchmark_key(result),
+            "title": benchmark_title(result),
+            "Audio encoder": component_label(result["audio_encoder"]),
+            "Text encoder": component_label(result["text_encoder"]),
+            "Loss": loss_label(result),
+            "combination": result.get("combination") or result["run_id"],
+            "seed": result["seed"],
+            "epochs": (result.get("training") or {}).get("epochs", ""),
+            "train_s": float((result.get("timings") or {}).get("train_s", 0.0)),
+            "device": (result.get("provenance") or {}).get("device", "?"),
+            "chance": result["chance"],
+            "run_id": result["run_id"],
+        }
+        for d, metric in columns:
+            row[metric_table.column_name(d, metric)] = _numbers(result, "metrics", d, metric.key)
+        rows.append(row)
+    out: dict[tuple[str, str], tuple[str, list[dict[str, Any]], dict]] = {}
     if not rows:
-        return tables
+        return out
+    primary_column = metric_table.column_name(direction, primary)
     frame = pd.DataFrame(rows)
     for key in sorted(frame["benchmark"].unique()):
         part = frame[frame["benchmark"] == key].sort_values("run_id", kind="stable")
-        title = part["title"].iloc[0]
-        out = []
+        combined = []
         for _, group in part.groupby("combination", sort=True):
             # A seed run again with --force counts once: its latest run (run ids sort by time).
             group = group.drop_duplicates("seed", keep="last")
             first = group.iloc[0]
-            out.append(
+            combined.append(
                 {
-                    "sort": group["t2a_map"].mean(),
+                    "sort": group[primary_column].mean(),
                     "Audio encoder": first["Audio encoder"],
                     "Text encoder": first["Text encoder"],
                     "Loss": first["Loss"],
-                    "t2a mAP@10": _cell(list(group["t2a_map"])),
-                    "t2a R@1": _cell(list(group["t2a_r1"])),
-                    "t2a R@5": _cell(list(group["t2a_r5"])),
-                    "t2a R@10": _cell(list(group["t2a_r10"])),
-                    "a2t mAP@10": _cell(list(group["a2t_map"])),
+                    "values": {metric_table.column_name(d, m): _present(group[metric_table.column_name(d, m)])
+                               for d, m in columns},
                     "Seeds": str(group["seed"].nunique()),
                     "Epochs": str(first["epochs"]),
                     "Train time": _duration(group["train_s"].mean()),
                     "Device": first["device"],
                 }
             )
-        table = pd.DataFrame(out).sort_values(["sort", "Loss", "Audio encoder"], ascending=[False, True, True],
-                                              kind="stable")
-        chance = part["chance"].iloc[0]
-        chance_row = {column: "" for column in COLUMNS}
-        chance_row.update(
-            {
-                "Audio encoder": "*chance*",
-                "t2a mAP@10": f"{chance['t2a']['mAP@10'] * 100:.2f}",
-                "t2a R@1": f"{chance['t2a']['R@1'] * 100:.2f}",
-                "t2a R@5": f"{chance['t2a']['R@5'] * 100:.2f}",
-                "t2a R@10": f"{chance['t2a']['R@10'] * 100:.2f}",
-                "a2t mAP@10": f"{chance['a2t']['mAP@10'] * 100:.2f}",
-            }
-        )
-        table = pd.concat([table[COLUMNS], pd.DataFrame([chance_row])[COLUMNS]], ignore_index=True)
-        tables[key] = (title, table)
+        ordered = pd.DataFrame(combined).sort_values(
+            ["sort", "Loss", "Audio encoder"], ascending=[not primary.higher_is_better, True, True], kind="stable")
+        out[key] = (part["title"].iloc[0], ordered.to_dict("records"), part["chance"].iloc[0])
+    return out
+
+
+def columns() -> list[str]:
+    """The leaderboard's column headers, metric columns from the metric table."""
+    metric_columns = [metric_table.column_name(d, m) for d, m in metric_table.leaderboard_columns()]
+    return LABEL_COLUMNS + metric_columns + RUN_COLUMNS
+
+
+def build_tables(results: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, Any]]:
+    """One pandas DataFrame of formatted cells per benchmark, best first, with a chance row last."""
+    import pandas as pd
+
+    names = columns()
+    tables: dict[tuple[str, str], tuple[str, Any]] = {}
+    for key, (title, rows, chance) in aggregate(results).items():
+        cells = []
+        for row in rows:
+            cell = {name: row[name] for name in LABEL_COLUMNS + RUN_COLUMNS}
+            for d, metric in metric_table.leaderboard_columns():
+                values = row["values"][metric_table.column_name(d, metric)]
+                cell[metric_table.column_name(d, metric)] = metric.cell(values) if values else ""
+            cells.append(cell)
+        chance_row = {name: "" for name in names}
+        chance_row["Audio encoder"] = CHANCE_LABEL
+        for d, metric in metric_table.leaderboard_columns():
+            value = (chance.get(d) or {}).get(metric.key)
+            chance_row[metric_table.column_name(d, metric)] = "" if value is None else metric.format(value)
+        tables[key] = (title, pd.DataFrame(cells + [chance_row], columns=names))
     return tables
 
 
@@ -198,7 +218,12 @@ def dataset_table(results: list[dict[str, Any]], result: dict[str, Any]) -> str:
 
 
 def plot(results: list[dict[str, Any]], directory: Path) -> list[Path]:
-    """One bar chart per benchmark: t2a mAP@10 per row (mean ± std over seeds) against chance."""
+    """One bar chart per benchmark: the primary metric per row (mean ± std over seeds) against chance.
+
+    Drawn from the result numbers, not from the table's formatted cells.
+    """
+    import statistics
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -206,20 +231,25 @@ def plot(results: list[dict[str, Any]], directory: Path) -> list[Path]:
 
     from bench.atomic import atomic_path
 
+    direction, key = metric_table.PRIMARY
+    metric = metric_table.get(key)
+    column = metric_table.column_name(direction, metric)
     written = []
-    for (name, fingerprint), (title, table) in build_tables(results).items():
-        rows = table[table["Audio encoder"] != "*chance*"].iloc[::-1]
+    for (name, fingerprint), (title, rows, chance) in aggregate(results).items():
+        rows = [row for row in rows if row["values"][column]][::-1]
         labels = [f"{r['Audio encoder']} / {r['Text encoder']} / {r['Loss']}"
-                  + (f", {r['Epochs']} epochs" if str(r["Epochs"]).strip() else "") for _, r in rows.iterrows()]
-        cells = [str(cell).split(" ± ") for cell in rows["t2a mAP@10"]]
-        means = [float(c[0]) for c in cells]
-        errors = [float(c[1]) if len(c) > 1 else 0.0 for c in cells]
-        chance = float(table[table["Audio encoder"] == "*chance*"]["t2a mAP@10"].iloc[0])
+                  + (f", {r['Epochs']} epochs" if str(r["Epochs"]).strip() else "") for r in rows]
+        values = [row["values"][column] for row in rows]
+        means = [metric.plot_value(statistics.fmean(v)) for v in values]
+        errors = [metric.plot_value(statistics.stdev(v)) if len(v) > 1 else 0.0 for v in values]
+        chance_value = metric.plot_value(chance[direction][key])
+        chance_label = f"chance ({metric.format(chance[direction][key])})"
         fig, axis = plt.subplots(figsize=(9, 0.45 * len(labels) + 1.4))
         axis.barh(range(len(labels)), means, xerr=errors, color="#4c72b0", capsize=3)
-        axis.axvline(chance, color="grey", linestyle="--", label=f"chance ({chance:.2f})")
+        axis.axvline(chance_value, color="grey", linestyle="--", label=chance_label)
         axis.set_yticks(range(len(labels)), labels, fontsize=8)
-        axis.set_xlabel("text-to-audio mAP@10 (%), mean ± std over seeds")
+        unit = f" ({metric.unit})" if metric.unit else ""
+        axis.set_xlabel(f"{_DIRECTION_NAMES.get(direction, direction)} {metric.key}{unit}, mean ± std over seeds")
         axis.set_title(title, fontsize=9)
         axis.legend(loc="lower right", fontsize=8)
         fig.tight_layout()

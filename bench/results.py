@@ -28,13 +28,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import metric_table
 from bench.atomic import atomic_write_text
 from bench.errors import BenchError
 
-
 SCHEMA_VERSION = "1.0"
 SUPPORTED_MAJOR = 1
-METRIC_KEYS = ("R@1", "R@5", "R@10", "mAP@10")
 REQUIRED_FIELDS = (
     "schema_version",
     "run_id",
@@ -54,7 +53,7 @@ REQUIRED_FIELDS = (
 
 
 def utc_now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+    return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
 def write_result(result: dict[str, Any], results_dir: Path) -> Path:
@@ -71,6 +70,11 @@ def write_result(result: dict[str, Any], results_dir: Path) -> Path:
 
 
 def check_result(result: dict[str, Any], source: str) -> None:
+    """Raise :class:`BenchError` naming ``source`` and the first problem of a result dict.
+
+    The metrics checked are those of :mod:`bench.metric_table`: the required ones must be numbers
+    in ``metrics`` and ``chance``; one added later must be a number where a result has it.
+    """
     version = str(result.get("schema_version", ""))
     major = version.split(".")[0]
     if not major.isdigit():
@@ -84,14 +88,16 @@ def check_result(result: dict[str, Any], source: str) -> None:
     if missing:
         raise BenchError(f"{source}: missing field {missing[0]!r} (schema {version})")
     for block in ("metrics", "chance"):
-        for direction in ("t2a", "a2t"):
+        for direction in metric_table.DIRECTIONS:
             values = (result.get(block) or {}).get(direction)
             if not isinstance(values, dict):
                 raise BenchError(f"{source}: {block}.{direction} is missing (schema {version})")
-            for key in METRIC_KEYS:
-                value = values.get(key)
+            for metric in metric_table.metrics(direction):
+                if not metric.required and metric.key not in values:
+                    continue
+                value = values.get(metric.key)
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise BenchError(f"{source}: {block}.{direction}[{key!r}] is missing or not a number")
+                    raise BenchError(f"{source}: {block}.{direction}[{metric.key!r}] is missing or not a number")
 
 
 def read_result(path: Path) -> dict[str, Any]:
