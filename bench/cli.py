@@ -119,6 +119,9 @@ def cmd_ls(args: argparse.Namespace) -> int:
         print("failed plugins:")
         for status in failed:
             print(f"  {status.name:<16} {status.distribution} {status.version}: {status.error}")
+    for status in registry.plugins.values():
+        if status.ok and status.warning:
+            print(f"warning: plugin {status.name} ({status.distribution} {status.version}) {status.warning}")
     return 0
 
 

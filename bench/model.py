@@ -45,7 +45,7 @@ class DualEncoder(nn.Module):
         self._audio_checked = False
         self._text_checked = False
 
-    def train(self, mode: bool = True) -> "DualEncoder":
+    def train(self, mode: bool = True) -> DualEncoder:
         super().train(mode)
         for encoder in (self.audio_encoder, self.text_encoder):
             if is_frozen(encoder):
@@ -89,7 +89,9 @@ class DualEncoder(nn.Module):
         return self.project_text(self.text_features(captions))
 
 
-def parameter_groups(model: DualEncoder, loss: nn.Module, lr: float, head_lr: float, weight_decay: float) -> list[dict[str, Any]]:
+def parameter_groups(
+    model: DualEncoder, loss: nn.Module, lr: float, head_lr: float, weight_decay: float
+) -> list[dict[str, Any]]:
     """Pretrained encoders train at ``lr``; projections, scratch encoders and loss parameters at ``head_lr``."""
     pretrained, scratch = [], []
     for encoder in (model.audio_encoder, model.text_encoder):
@@ -99,6 +101,8 @@ def parameter_groups(model: DualEncoder, loss: nn.Module, lr: float, head_lr: fl
     scratch += [p for p in loss.parameters() if p.requires_grad]
     groups = []
     if pretrained:
-        groups.append({"params": pretrained, "lr": lr, "base_lr": lr, "weight_decay": weight_decay, "name": "pretrained"})
-    groups.append({"params": scratch, "lr": head_lr, "base_lr": head_lr, "weight_decay": weight_decay, "name": "new"})
+        groups.append({"params": pretrained, "lr": lr, "base_lr": lr, "weight_decay": weight_decay,
+                       "name": "pretrained"})
+    groups.append({"params": scratch, "lr": head_lr, "base_lr": head_lr, "weight_decay": weight_decay,
+                   "name": "new"})
     return groups

@@ -116,12 +116,13 @@ def test_wrong_width_audio_output_is_one_line():
     model = DualEncoder(Audio(embed_dim=32, out_dim=7), Text(), proj_dim=4, audio_name="cnn")
     with pytest.raises(ConfigError) as info:
         model.audio_features(torch.zeros(4, 100), torch.full((4,), 100))
-    assert str(info.value) == "audio encoder 'cnn': forward returned shape (4, 7), expected (4, 32) = (batch, embed_dim)"
+    assert str(info.value) == ("audio encoder 'cnn': forward returned shape (4, 7), expected (4, 32) "
+                               "= (batch, embed_dim)")
 
 
 def test_nan_output_is_one_line_and_checked_once():
     model = DualEncoder(Audio(nan=True), Text(), proj_dim=4, audio_name="nanenc")
-    with pytest.raises(ConfigError, match=r"^audio encoder 'nanenc': forward returned NaN/inf values on its first batch$"):
+    with pytest.raises(ConfigError, match=r"^audio encoder 'nanenc': forward returned NaN/inf values on its first"):
         model.audio_features(torch.zeros(2, 10), torch.full((2,), 10))
     good = DualEncoder(Audio(), Text(), proj_dim=4)
     good.audio_features(torch.zeros(2, 10), torch.full((2,), 10))
@@ -216,8 +217,11 @@ def _bench(*args: str, site: Path, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_bench_ls_shows_a_misspelled_hook_as_broken(tmp_path: Path):
     site = _site(tmp_path, "bench-typo", "bench_typo", TYPO)
+    _site(tmp_path, "bench-empty", "bench_empty", "HELLO = 1\n")
     proc = _bench("ls", site=site, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert ("warning: plugin bench_empty (bench-empty 1.0) registers nothing: the module has no "
+            "@bench.hookimpl functions") in proc.stdout
     failed = proc.stdout.split("failed plugins:")[-1]
     assert "bench_typo" in failed and "bench-typo 1.0" in failed
     assert "unknown hook 'register_loss'; did you mean 'register_losses'?" in failed
