@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import bench
+
 from bench.errors import ConfigError, DataError
 from bench_plugins.losses import _impl
 from bench_plugins.losses.distill import build_distill
@@ -175,12 +177,18 @@ def test_ntxent_learnable_tau_starts_at_tau_gets_gradient_and_is_clamped() -> No
 
 
 @pytest.mark.parametrize(
-    "options",
-    [{"tau": 0}, {"tau": -1.0}, {"tau": "abc"}, {"tau": float("nan")}, {"learnable_tau": "maybe"}],
+    "options, expected",
+    [({"tau": 0}, "--set ntxent.tau=0: expected a float > 0"),
+     ({"tau": -1.0}, "--set ntxent.tau=-1.0: expected a float > 0"),
+     ({"tau": "abc"}, "--set ntxent.tau='abc': expected a float > 0"),
+     ({"tau": float("nan")}, "--set ntxent.tau=nan: expected a float > 0"),
+     ({"learnable_tau": "maybe"}, "--set ntxent.learnable_tau='maybe': expected true or false")],
 )
-def test_ntxent_rejects_bad_options(options: dict) -> None:
-    with pytest.raises(ConfigError, match="ntxent"):
-        build_ntxent(**options)
+def test_ntxent_rejects_bad_options(options: dict, expected: str) -> None:
+    # Values are checked once, by the registry, against build_ntxent's annotations.
+    with pytest.raises(ConfigError) as info:
+        bench.load("loss", "ntxent", **options)
+    assert str(info.value) == expected
 
 
 # ---- triplet ----
@@ -262,10 +270,11 @@ def test_triplet_without_any_negative_is_zero_and_differentiable() -> None:
 
 
 def test_triplet_rejects_unknown_strategy_listing_the_valid_ones() -> None:
-    with pytest.raises(ConfigError, match="random, full, semihard, hard"):
-        build_triplet(negatives="hardest")
-    with pytest.raises(ConfigError, match="margin"):
-        build_triplet(margin=-0.1)
+    with pytest.raises(ConfigError) as info:
+        bench.load("loss", "triplet", negatives="hardest")
+    assert str(info.value) == "--set triplet.negatives='hardest': expected one of 'random', 'full', 'semihard', 'hard'"
+    with pytest.raises(ConfigError, match=r"--set triplet.margin=-0.1: expected a float >= 0"):
+        bench.load("loss", "triplet", margin=-0.1)
 
 
 # ---- distillation ----

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from bench import hookimpl
-from bench_plugins.losses import _options
+from bench.options import Ge, Gt
 
 
 @hookimpl
@@ -14,16 +14,14 @@ def register_losses(register: Any) -> None:
     register("distill", build_distill)
 
 
-def build_distill(w_sup: float = 0.0, w_dist: float = 1.0, tau: float = 0.05) -> Any:
+def build_distill(w_sup: Annotated[float, Ge(0)] = 0.0, w_dist: Annotated[float, Ge(0)] = 1.0,
+                  tau: Annotated[float, Gt(0)] = 0.05) -> Any:
     """Build the distillation loss ``w_sup * L_ntxent + w_dist * L_dist``.
 
     ``tau`` is both the student's and the teachers' temperature. The loss reads
     ``batch.teacher_audio`` / ``batch.teacher_text`` ([M, B, D]); it has
     ``requires_teachers = True``.
     """
-    w_sup = _options.nonnegative_float("distill", "w_sup", w_sup)
-    w_dist = _options.nonnegative_float("distill", "w_dist", w_dist)
-    tau = _options.positive_float("distill", "tau", tau)
     from bench_plugins.losses._impl import DistillLoss
 
     return DistillLoss(w_sup=w_sup, w_dist=w_dist, tau=tau)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 from bench import hookimpl
-from bench_plugins.losses import _options
+from bench.options import Ge
 
-NEGATIVES = ("random", "full", "semihard", "hard")
+Negatives = Literal["random", "full", "semihard", "hard"]
+NEGATIVES = get_args(Negatives)
 
 
 @hookimpl
@@ -16,7 +17,7 @@ def register_losses(register: Any) -> None:
     register("triplet", build_triplet)
 
 
-def build_triplet(margin: float = 0.2, negatives: str = "hard") -> Any:
+def build_triplet(margin: Annotated[float, Ge(0)] = 0.2, negatives: Negatives = "hard") -> Any:
     """Build the triplet loss.
 
     ``margin``: hinge margin on cosine scores (0.2, the usual VSE++ value). ``negatives``: one of
@@ -24,10 +25,8 @@ def build_triplet(margin: float = 0.2, negatives: str = "hard") -> Any:
     ``full`` (mean hinge over all negatives), ``semihard`` (the negative whose score is closest,
     in absolute value, to the positive's) or ``hard`` (the highest-scoring negative). Negatives
     are batch items of a different recording; both directions (audio and caption anchors) are
-    summed per anchor.
+    summed per anchor. The registry checks the values against these annotations.
     """
-    margin = _options.nonnegative_float("triplet", "margin", margin)
-    negatives = _options.choice("triplet", "negatives", negatives, NEGATIVES)
     from bench_plugins.losses._impl import TripletLoss
 
     return TripletLoss(margin=margin, negatives=negatives)
