@@ -1,8 +1,13 @@
-"""End to end through the CLI on a tiny synthetic benchmark: a run learns, writes a valid result and is deterministic."""
+"""End to end through the CLI on a tiny synthetic benchmark: results are complete and deterministic.
+
+Training is the cost here, so the module trains once: one grid (2 losses x 2 seeds) and one
+repeat of its first run. Every test reads those finished runs; none retrains.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -10,27 +15,47 @@ import pytest
 from bench.cli import main
 from bench.results import read_result
 
+pytestmark = pytest.mark.slow
+
 TINY = [
     "--set", "synthetic.n_train=24", "--set", "synthetic.n_val=8", "--set", "synthetic.n_test=8",
     "--epochs", "2", "--batch-size", "8", "--num-workers", "0", "--no-leaderboard",
 ]
 
 
-@pytest.fixture()
-def dirs(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    return tmp_path
+def _results(folder: Path) -> dict[tuple[str, int], dict]:
+    """The results in ``folder`` by (loss, seed)."""
+    found = [read_result(path) for path in sorted(folder.glob("*.json"))]
+    return {(r["loss"]["name"], r["seed"]): r for r in found}
 
 
-def _run(dirs: Path, *extra: str, results: str = "results", runs: str = "runs") -> dict:
-    code = main(["run", *TINY, "--results-dir", str(dirs / results), "--runs-dir", str(dirs / runs), *extra])
-    assert code == 0
-    (path,) = sorted((dirs / results).glob("*.json"))[-1:]
-    return read_result(path)
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The grid's four results and a repeat of (ntxent, seed 0) in other directories."""
+    base = tmp_path_factory.mktemp("run_e2e")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BENCH_CACHE", str(base / "cache"))
+        code = main(["run", *TINY, "--seed", "0,1", "--loss", "ntxent,triplet",
+                     "--results-dir", str(base / "grid"), "--runs-dir", str(base / "runs")])
+        assert code == 0
+        code = main(["run", *TINY, "--seed", "0", "--results-dir", str(base / "again"),
+                     "--runs-dir", str(base / "runs_again")])
+        assert code == 0
+    _drop_console_handlers()
+    grid = _results(base / "grid")
+    return {"grid": grid, "first": grid[("ntxent", 0)], "again": _results(base / "again")[("ntxent", 0)]}
 
 
-def test_tiny_run_writes_a_complete_result(dirs):
-    result = _run(dirs)
+def _drop_console_handlers() -> None:
+    # The CLI binds a console handler to the stderr of the test that ran it; later tests must not write to it.
+    logger = logging.getLogger("bench")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_bench", False):
+            logger.removeHandler(handler)
+
+
+def test_tiny_run_writes_a_complete_result(runs):
+    result = runs["first"]
     assert result["schema_version"].startswith("1.")
     assert result["dataset"]["name"] == "synthetic"
     assert result["dataset"]["splits"]["test"]["n_audios"] == 8
@@ -52,26 +77,21 @@ def test_tiny_run_writes_a_complete_result(dirs):
     assert not list(run_dir.glob(".*tmp*"))
 
 
-def test_checkpoints_load_with_weights_only(dirs):
+def test_checkpoints_load_with_weights_only(runs):
     import torch
 
-    result = _run(dirs)
-    state = torch.load(Path(result["artifacts"]["run_dir"]) / "last.pt", weights_only=True)
+    state = torch.load(Path(runs["first"]["artifacts"]["run_dir"]) / "last.pt", weights_only=True)
     assert state["epoch"] == 2 and "optimizer" in state and "model" in state
 
 
-def test_same_seed_same_metrics_different_seed_differs(dirs):
-    first = _run(dirs, "--seed", "3", results="a", runs="ra")
-    again = _run(dirs, "--seed", "3", results="b", runs="rb")
-    other = _run(dirs, "--seed", "4", results="c", runs="rc")
+def test_same_seed_same_metrics_different_seed_differs(runs):
+    first, again, other = runs["first"], runs["again"], runs["grid"][("ntxent", 1)]
+    assert first["run_id"] != again["run_id"] or first["artifacts"]["run_dir"] != again["artifacts"]["run_dir"]
     assert first["metrics"] == again["metrics"]
     assert first["history"][-1]["train_loss"] == again["history"][-1]["train_loss"]
     assert other["history"][-1]["train_loss"] != first["history"][-1]["train_loss"]
 
 
-def test_grid_runs_every_combination(dirs):
-    main(["run", *TINY, "--epochs", "1", "--seed", "0,1", "--loss", "ntxent,triplet",
-          "--results-dir", str(dirs / "grid"), "--runs-dir", str(dirs / "runs")])
-    results = [json.loads(p.read_text()) for p in (dirs / "grid").glob("*.json")]
-    assert sorted((r["loss"]["name"], r["seed"]) for r in results) == [
-        ("ntxent", 0), ("ntxent", 1), ("triplet", 0), ("triplet", 1)]
+def test_grid_runs_every_combination(runs):
+    assert sorted(runs["grid"]) == [("ntxent", 0), ("ntxent", 1), ("triplet", 0), ("triplet", 1)]
+    assert all(json.dumps(r["metrics"]) for r in runs["grid"].values())
