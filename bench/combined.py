@@ -20,31 +20,32 @@ def _name_of(dataset: Any, index: int) -> str:
 
 
 def check_combination(names: Sequence[str], datasets: Sequence[Any]) -> None:
-    """Refuse combinations that leak evaluation audio into training.
+    """Refuse combinations that cannot be evaluated or that leak evaluation audio into training.
 
-    WavCaps' FreeSound subset contains Clotho's evaluation recordings. Training on WavCaps while
-    validating/testing on Clotho therefore needs the DCASE exclusion list, unless the user set
-    ``wavcaps.exclusions=none`` explicitly.
+    The rules read metadata the datasets declare (see the dataset contract in
+    :mod:`bench.hookspecs`), so a third-party dataset takes part exactly like a built-in:
+
+    - ``has_eval_splits = False``: a training-only dataset (e.g. WavCaps) cannot come last.
+    - ``contains_eval_audio_of = ("clotho",)``: the training split holds evaluation audio of the
+      named datasets (WavCaps' FreeSound subset holds Clotho's), so training on it while
+      evaluating on one of them is refused unless ``leakage_excluded`` is true (the audio was
+      removed, or the user accepted the leak). ``leakage_advice`` says how to fix it.
     """
     if len(names) != len(datasets):
         raise ConfigError(f"check_combination: {len(names)} names for {len(datasets)} datasets")
     if not datasets:
         raise ConfigError("a combined dataset needs at least one member")
-    if names[-1] == "wavcaps" or type(datasets[-1]).__name__ == "WavCapsDataset":
-        raise ConfigError("wavcaps has no val/test split; put an evaluation dataset last, e.g. wavcaps+clotho")
-    evaluated_on = names[-1]
-    if evaluated_on != "clotho" and type(datasets[-1]).__name__ != "ClothoDataset":
-        return
+    if not getattr(datasets[-1], "has_eval_splits", True):
+        raise ConfigError(f"{names[-1]} has no val/test split; put an evaluation dataset last, "
+                          f"e.g. {names[-1]}+clotho")
+    evaluated = {names[-1], getattr(datasets[-1], "name", None) or names[-1]}
     for name, ds in zip(names[:-1], datasets[:-1]):
-        is_wavcaps = name == "wavcaps" or type(ds).__name__ == "WavCapsDataset"
-        if not is_wavcaps:
+        leaked = sorted(evaluated & set(getattr(ds, "contains_eval_audio_of", ()) or ()))
+        if not leaked or getattr(ds, "leakage_excluded", False):
             continue
-        if getattr(ds, "exclusions_applied", False) or getattr(ds, "exclusions_disabled", False):
-            continue
-        raise ConfigError(
-            "training on wavcaps and evaluating on clotho without the DCASE exclusion list would leak "
-            "Clotho evaluation audio into training; pass --set wavcaps.exclusions=PATH "
-            "(dcase2024_task6_excluded_freesound_ids.csv) or --set wavcaps.exclusions=none to accept the leak")
+        advice = getattr(ds, "leakage_advice", "") or f"exclude that audio from {name} first"
+        raise ConfigError(f"training on {name} and evaluating on {leaked[0]} would leak {leaked[0]} evaluation "
+                          f"audio into training; {advice}")
 
 
 class CombinedDataset:

@@ -26,6 +26,8 @@ from bench.options import (  # noqa: F401  (coercion lives in bench.options; re-
 )
 
 PRESET_DIR = Path(__file__).with_name("presets")
+DEFAULT_RUNS_DIR = Path("runs")
+DEFAULT_RESULTS_DIR = Path("runs/results")
 COMPONENT_FIELDS = {
     "dataset": "dataset",
     "audio_encoder": "encoder",
@@ -43,6 +45,43 @@ class ComponentSpec:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "options": dict(self.options)}
+
+
+@dataclass(frozen=True)
+class DatasetSpec(ComponentSpec):
+    """A dataset or a ``a+b`` combination: the ``+`` syntax is parsed here and nowhere else.
+
+    A single dataset keeps its options flat; a combination keeps them per member
+    (``{"clotho": {...}}``).
+    """
+
+    @staticmethod
+    def members_of(name: str) -> tuple[str, ...]:
+        """The registry names a dataset name is made of: ``"a+b"`` -> ``("a", "b")``."""
+        return tuple(part for part in name.split("+") if part)
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return self.members_of(self.name)
+
+    @property
+    def is_combination(self) -> bool:
+        return len(self.members) > 1
+
+    @property
+    def evaluated_on(self) -> str:
+        """The member whose val/test splits a run reports (the last one)."""
+        return self.members[-1]
+
+    def member_options(self, member: str) -> dict[str, Any]:
+        """The options the user set for one member."""
+        if not self.is_combination:
+            return dict(self.options) if member == self.name else {}
+        return dict(self.options.get(member, {}))
+
+    @classmethod
+    def of(cls, spec: ComponentSpec) -> "DatasetSpec":
+        return spec if isinstance(spec, DatasetSpec) else cls(spec.name, dict(spec.options))
 
 
 @dataclass
@@ -76,21 +115,26 @@ class TrainSettings:
 class RunConfig:
     """One combination of the grid: everything needed to reproduce a run."""
 
-    dataset: ComponentSpec
+    dataset: DatasetSpec
     audio_encoder: ComponentSpec
     text_encoder: ComponentSpec
     loss: ComponentSpec
     seed: int = 0
     train: TrainSettings = field(default_factory=TrainSettings)
     device: str = "auto"
-    results_dir: Path = Path("leaderboard/results")
-    runs_dir: Path = Path("runs")
+    # Results go next to the runs; the committed leaderboard/results only when asked for.
+    results_dir: Path = DEFAULT_RESULTS_DIR
+    runs_dir: Path = DEFAULT_RUNS_DIR
     teachers: tuple[str, ...] = ()
     init: str | None = None
     run_id: str | None = None
     resume: bool = False
     preset: str | None = None
     role: str | None = None  # "teacher" for the stage-1 run a distillation run trained for itself
+    loggers: tuple[ComponentSpec, ...] = ()  # how a run is watched; not part of its identity
+
+    def __post_init__(self) -> None:
+        self.dataset = DatasetSpec.of(self.dataset)
 
     def combination_key(self) -> str:
         """Identity of the experiment without the seed: what seeds are aggregated over."""
@@ -149,6 +193,7 @@ def build_grid(
     set_options: dict[str, dict[str, Any]],
     train_overrides: dict[str, Any],
     registry: Any,
+    loggers: list[str] | tuple[str, ...] = (),
     **common: Any,
 ) -> list[RunConfig]:
     """Every combination of the lists, with ``--set`` options validated and routed to components.
@@ -156,8 +201,6 @@ def build_grid(
     A ``--set NAME.KEY`` whose NAME is none of the run's components is an error, as is an unknown
     KEY: the message lists the valid keys. ``train.KEY`` sets :class:`TrainSettings`.
     """
-    from bench.datasets import dataset_option_targets
-
     train_kwargs = dict(train_overrides)
     for key, value in set_options.get("train", {}).items():
         if key not in TrainSettings.keys():
@@ -179,8 +222,10 @@ def build_grid(
             used_names.add(name)
     specs["dataset"] = {}
     for name in datasets:
-        used_names.update(dataset_option_targets(name))
+        used_names.update(DatasetSpec.members_of(name))
         specs["dataset"][name] = dataset_spec(registry, name, set_options)
+    logger_specs = tuple(component_spec(registry, "logger", name, set_options.get(name, {})) for name in loggers)
+    used_names.update(loggers)
 
     stray = sorted(set(set_options) - used_names)
     if stray:
@@ -202,28 +247,28 @@ def build_grid(
                 loss=specs["loss"][loss],
                 seed=int(seed),
                 train=TrainSettings(**train_kwargs),
+                loggers=logger_specs,
                 **common,
             )
         )
     return grid
 
 
-def dataset_spec(registry: Any, name: str, set_options: dict[str, dict[str, Any]]) -> ComponentSpec:
+def dataset_spec(registry: Any, name: str, set_options: dict[str, dict[str, Any]]) -> DatasetSpec:
     """The spec of a dataset or a ``a+b`` combination, with every member's options validated.
 
     A single dataset keeps its options flat; a combination keeps them per member (members
     without options are left out, so they do not change the combination's identity).
     """
-    from bench.datasets import dataset_option_targets
-
     options: dict[str, Any] = {}
-    for member in dataset_option_targets(name):
+    members = DatasetSpec.members_of(name)
+    for member in members:
         member_options = component_spec(registry, "dataset", member, set_options.get(member, {})).options
         if member_options:
             options[member] = member_options
-    if "+" not in name:
+    if len(members) == 1:
         options = options.get(name, {})
-    return ComponentSpec(name, options)
+    return DatasetSpec(name, options)
 
 
 def component_spec(registry: Any, kind: str, name: str, options: dict[str, Any]) -> ComponentSpec:
@@ -248,6 +293,7 @@ def config_to_json(cfg: RunConfig) -> dict[str, Any]:
         "run_id": cfg.run_id,
         "preset": cfg.preset,
         "role": cfg.role,
+        "loggers": [spec.to_json() for spec in cfg.loggers],
     }
 
 
@@ -256,18 +302,19 @@ def config_from_json(data: dict[str, Any]) -> RunConfig:
         return ComponentSpec(data[key]["name"], dict(data[key].get("options", {})))
 
     return RunConfig(
-        dataset=spec("dataset"),
+        dataset=DatasetSpec.of(spec("dataset")),
         audio_encoder=spec("audio_encoder"),
         text_encoder=spec("text_encoder"),
         loss=spec("loss"),
         seed=int(data["seed"]),
         train=TrainSettings(**data["train"]),
         device=data.get("device", "auto"),
-        results_dir=Path(data.get("results_dir", "leaderboard/results")),
-        runs_dir=Path(data.get("runs_dir", "runs")),
+        results_dir=Path(data.get("results_dir", DEFAULT_RESULTS_DIR)),
+        runs_dir=Path(data.get("runs_dir", DEFAULT_RUNS_DIR)),
         teachers=tuple(data.get("teachers", ())),
         init=data.get("init"),
         run_id=data.get("run_id"),
         preset=data.get("preset"),
         role=data.get("role"),
+        loggers=tuple(ComponentSpec(s["name"], dict(s.get("options", {}))) for s in data.get("loggers", ())),
     )

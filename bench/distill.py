@@ -1,7 +1,8 @@
-"""The two-stage procedure of estimated-correspondence distillation (seed paper 003).
+"""The two-stage procedure of ensemble distillation of estimated correspondences.
 
-``bench run --loss distill`` without ``--teachers`` first trains the same combination with
-``ntxent`` (stage 1, skipped when a finished stage-1 run exists), then trains stage 2 from the
+``bench run --loss distill`` without ``--teachers`` first trains the same combination with the
+stage-1 loss (``--set distill.stage1_loss=NAME``, default ``ntxent``; skipped when a finished
+stage-1 run exists), then trains stage 2 from the
 stage-1 best checkpoint with that model as its single teacher (self-distillation, M = 1).
 ``--teachers A,B,C`` uses earlier runs of any encoders as the ensemble; the student starts from
 the teacher with the same encoders, or from ``--init RUN_ID``.
@@ -18,17 +19,29 @@ from typing import Any
 from bench import distributed as dist
 from bench.config import ComponentSpec, RunConfig, config_from_json
 from bench.errors import ConfigError
+from bench.checkpoints import load_checkpoint
 from bench.registry import Registry
+from bench.run import find_existing, run_one
+from bench.teachers import load_ensemble
 
 log = logging.getLogger("bench")
 
 
-def stage_one_config(cfg: RunConfig) -> RunConfig:
-    """The ntxent run that teaches a self-distilled student; it shares the student's tau."""
+def stage_one_loss(cfg: RunConfig, registry: Registry) -> ComponentSpec:
+    """The loss of the stage-1 run: ``distill.stage1_loss`` (default ntxent), sharing the student's tau."""
+    name = str(registry.resolve_options("loss", cfg.loss.name, cfg.loss.options).get("stage1_loss", "ntxent"))
+    entry = registry.get("loss", name)  # an unknown name fails here, with the available losses
+    if getattr(registry.build("loss", name, {}), "requires_teachers", False):
+        raise ConfigError(f"--set {cfg.loss.name}.stage1_loss={name}: the stage-1 loss cannot need teachers itself")
     tau = cfg.loss.options.get("tau")
+    return ComponentSpec(name, {"tau": tau} if tau is not None and "tau" in entry.option_defaults() else {})
+
+
+def stage_one_config(cfg: RunConfig, registry: Registry) -> RunConfig:
+    """The run that teaches a self-distilled student (see :func:`stage_one_loss`)."""
     return dataclasses.replace(
         cfg,
-        loss=ComponentSpec("ntxent", {"tau": tau} if tau is not None else {}),
+        loss=stage_one_loss(cfg, registry),
         teachers=(),
         init=None,
         run_id=None,
@@ -50,8 +63,6 @@ def _same_encoders(a: RunConfig, b: RunConfig) -> bool:
 
 def init_state_of(run_id: str, runs_dir: Path) -> dict[str, Any]:
     """The best checkpoint's weights of a finished run (``--init``)."""
-    from bench.trainer import load_checkpoint
-
     path = Path(runs_dir) / run_id / "best.pt"
     if not path.is_file():
         raise ConfigError(f"--init {run_id}: {path} does not exist; pass a finished run under --runs-dir")
@@ -59,13 +70,10 @@ def init_state_of(run_id: str, runs_dir: Path) -> dict[str, Any]:
 
 
 def run_distillation(cfg: RunConfig, registry: Registry) -> dict[str, Any]:
-    from bench.runner import find_existing, run_one
-    from bench.teachers import load_ensemble
-
     runs_dir = Path(cfg.runs_dir)
     teacher_ids = list(cfg.teachers)
     if not teacher_ids:
-        teacher_cfg = stage_one_config(cfg)
+        teacher_cfg = stage_one_config(cfg, registry)
         done, unfinished = dist.broadcast_object(find_existing(teacher_cfg) if dist.is_main_process() else None)
         if done is not None:
             log.info("stage 1: reusing finished run %s", done["run_id"])
@@ -73,7 +81,7 @@ def run_distillation(cfg: RunConfig, registry: Registry) -> dict[str, Any]:
         else:
             if unfinished is not None:
                 teacher_cfg.run_id = unfinished.name
-            log.info("stage 1: training the ntxent teacher")
+            log.info("stage 1: training the %s teacher", teacher_cfg.loss.name)
             teacher_ids = [run_one(teacher_cfg, registry=registry)["run_id"]]
     teacher_dirs = [runs_dir / run_id for run_id in teacher_ids]
     teacher_cfgs = [_teacher_config(d) for d in teacher_dirs]

@@ -1,4 +1,4 @@
-"""Late fusion of several runs' test scores (seed 002): CombSUM and reciprocal rank fusion.
+"""Late fusion of several runs' test scores: CombSUM and reciprocal rank fusion.
 
 Each run keeps its test embeddings (``test_embeddings.npz`` in its run directory), so the
 score matrices are recomputed chunk by chunk and fused without ever holding a full matrix:
@@ -16,6 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from bench.config import DEFAULT_RESULTS_DIR
 from bench.errors import BenchError, ConfigError
 from bench.results import find_result, read_results, utc_now, write_result
 
@@ -59,7 +60,7 @@ def _load_embeddings(result: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = None, k: float = 60.0,
-              results_dir: Path = Path("leaderboard/results"), chunk_size: int = 2048,
+              results_dir: Path = DEFAULT_RESULTS_DIR, chunk_size: int = 2048,
               force: bool = False) -> dict[str, Any]:
     """Fuse runs on the same test split into a new result (written to ``results_dir``).
 

@@ -39,10 +39,31 @@ Dataset
     sequence of items. An item is any object with ``audio_id: str``,
     ``audio_path: str | os.PathLike`` and ``captions: Sequence[str]``. This is duck-typed: a
     plugin need not import bench's classes.
+
+    Optional metadata, read when datasets are combined (``--dataset a+b``, see
+    :func:`bench.combined.check_combination`):
+    ``has_eval_splits: bool`` (default True; False for a training-only dataset, which may not be
+    last); ``contains_eval_audio_of: tuple[str, ...]`` (names of datasets whose evaluation audio
+    this training split contains, e.g. WavCaps declares ``("clotho",)``); ``leakage_excluded:
+    bool`` (True once that audio was removed or the user accepted the leak; until then the
+    combination is refused) and ``leakage_advice: str`` (the option that fixes it).
+Logger
+    Any object whose methods implement the lifecycle hooks below with :data:`bench.hookimpl`
+    (it may implement only some, and take only some of their arguments). It is registered with
+    the plugin manager for the duration of one run, on the main process only. A logger that
+    cannot start (package missing, bad option) raises from its factory, before training; one
+    that raises during the run is reported once and switched off, the run goes on.
+
+Lifecycle hooks
+---------------
+``on_run_start``, ``on_epoch_end``, ``on_run_end`` and ``on_result_written`` are called through
+pluggy's hook caller, so ``tryfirst``/``trylast`` and wrappers work. A plugin module may
+implement them too; it then sees every run.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import pluggy
@@ -86,3 +107,39 @@ def register_datasets(register: Register) -> None:
 
     ``factory(**options)`` returns an object with ``split(name)`` as described above.
     """
+
+
+@hookspec
+def register_loggers(register: Register) -> None:
+    """Register loggers: ``register("name", factory)``, chosen with ``bench run --logger name``.
+
+    ``factory(**options)`` (options from ``--set name.KEY=VALUE``) returns an object implementing
+    lifecycle hooks. Check that its package imports and its options are valid in the factory:
+    that is what fails before training.
+    """
+
+
+@hookspec
+def on_run_start(config: Any, run_dir: Path, resumed: bool) -> None:
+    """A run starts (or resumes) in ``run_dir``; ``config`` is its :class:`bench.config.RunConfig`."""
+
+
+@hookspec
+def on_epoch_end(run_dir: Path, epoch: int, epochs: int, train_loss: float, lr: list[float],
+                 val: dict[str, Any], timings: dict[str, float], best: bool) -> None:
+    """An epoch ended (``epoch`` counts from 1).
+
+    ``lr``: the learning rate of each optimizer group; ``val``: validation metrics
+    (``val["t2a"]["mAP@10"]``, ...); ``timings``: ``train_s``, ``eval_s``, ``epoch_s``;
+    ``best``: this epoch's checkpoint is the best so far.
+    """
+
+
+@hookspec
+def on_run_end(config: Any, run_dir: Path, result: dict[str, Any] | None, error: BaseException | None) -> None:
+    """A run ended: ``result`` when it finished (test metrics in ``result["metrics"]``), else ``error``."""
+
+
+@hookspec
+def on_result_written(path: Path, result: dict[str, Any]) -> None:
+    """The result JSON of a finished run was written to ``path``."""

@@ -41,7 +41,7 @@ def main() -> None:
 
     from bench.config import build_grid, parse_set_options
     from bench.registry import get_registry
-    from bench.runner import build_components, load_splits
+    from bench.run import build_components, load_splits
     from bench.trainer import Trainer, seed_everything
 
     registry = get_registry()
@@ -55,7 +55,7 @@ def main() -> None:
     run_dir = Path("/tmp/bench-train-benchmark")
     run_dir.mkdir(exist_ok=True)
     started = time.perf_counter()
-    trainer = Trainer(cfg, components, splits, run_dir)  # includes the frozen text encoder's cache
+    trainer = Trainer.build(cfg, components, splits, run_dir)  # includes the frozen text encoder's cache
     cache_s = time.perf_counter() - started
 
     seed_everything(0, 0)

@@ -69,7 +69,7 @@ def make_result() -> Callable[..., dict[str, Any]]:
 @pytest.fixture
 def recorded(monkeypatch, tmp_path):
     """Replace the training loop by a recorder of the RunConfigs `bench run` would have run."""
-    import bench.runner
+    import bench.grid
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     calls: list[list] = []
@@ -78,5 +78,5 @@ def recorded(monkeypatch, tmp_path):
         calls.append(list(configs))
         return []
 
-    monkeypatch.setattr(bench.runner, "run_grid", fake_run_grid)
+    monkeypatch.setattr(bench.grid, "run_grid", fake_run_grid)
     return calls

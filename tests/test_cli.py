@@ -1,7 +1,7 @@
 """The command line's handling of user mistakes: exit status 2, one line, no traceback; help and presets.
 
 Commands run in-process through ``bench.cli.main``. Where a test only needs to see what ``bench run``
-would train, ``bench.runner.run_grid`` is replaced by a recorder, so nothing is trained.
+would train, ``bench.grid.run_grid`` is replaced by a recorder, so nothing is trained.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if `bench run` gets as far as training."""
-    import bench.runner
+    import bench.grid
 
     def refuse(configs, *, force=False, registry=None):
         raise AssertionError("bench run reached run_grid: the error should have been raised before any work")
 
-    monkeypatch.setattr(bench.runner, "run_grid", refuse)
+    monkeypatch.setattr(bench.grid, "run_grid", refuse)
 
 
 # -- errors: exit 2, one line -----------------------------------------------------------------------

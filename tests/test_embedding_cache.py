@@ -317,7 +317,7 @@ def test_frozen_audio_encoder_trains_on_the_evaluation_view(tmp_path, monkeypatc
                     train=TrainSettings(batch_size=2, num_workers=0, embedding_cache=False, proj_dim=8))
     components = Components(dataset=None, audio_encoder=encoder, text_encoder=FrozenText(),
                             loss=registry.build("loss", "ntxent", {}))
-    trainer = Trainer(cfg, components, {"train": split, "val": split, "test": split}, tmp_path / "run",
+    trainer = Trainer.build(cfg, components, {"train": split, "val": split, "test": split}, tmp_path / "run",
                       audio_loader=AudioLoader())
     eval_view = EvalAudio(split, rate, encoder.max_seconds, AudioLoader())
     if freeze:

@@ -56,6 +56,7 @@ class ClothoDataset(CaptionDataset):
     """
 
     name = "clotho"
+    has_eval_splits = True  # others declare contains_eval_audio_of = ("clotho",) (bench.combined)
 
     def __init__(self, root: str | os.PathLike[str], on_error: str = "raise") -> None:
         super().__init__(root, on_error)

@@ -93,6 +93,12 @@ class WavCapsDataset(CaptionDataset):
 
     name = "wavcaps"
     splits = ("train",)
+    # Leakage metadata (dataset contract in bench.hookspecs): the FreeSound subset holds Clotho's
+    # evaluation recordings, and there is nothing to validate or test on.
+    has_eval_splits = False
+    contains_eval_audio_of = ("clotho",)
+    leakage_advice = (f"pass --set wavcaps.exclusions=PATH ({EXCLUSIONS_FILE}) "
+                      "or --set wavcaps.exclusions=none to accept the leak")
 
     def __init__(self, root: str | os.PathLike[str], subsets: str = DEFAULT_SUBSETS, exclusions: str = "",
                  on_error: str = "raise") -> None:
@@ -120,6 +126,11 @@ class WavCapsDataset(CaptionDataset):
     def exclusions_applied(self) -> bool:
         """True when FreeSound ids from an exclusion CSV are removed from training."""
         return self.exclusions_path is not None
+
+    @property
+    def leakage_excluded(self) -> bool:
+        """The Clotho audio was removed, or the user accepted the leak with ``exclusions=none``."""
+        return self.exclusions_applied or self.exclusions_disabled
 
     @property
     def options(self) -> dict[str, Any]:

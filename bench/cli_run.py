@@ -1,0 +1,216 @@
+"""``bench run``: the grid a command line (and a preset) asks for, and the torchrun launcher."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.errors import ConfigError
+
+DEFAULTS = {
+    "dataset": "synthetic",
+    "encoder": "cnn",
+    "text_encoder": "minilm",
+    "loss": "ntxent",
+}
+RUN_KEYS = ("dataset", "encoder", "text_encoder", "loss", "seed", "device", "results_dir", "runs_dir", "teachers", "init",
+            "logger")
+# Flags that map onto TrainSettings (flag dest -> field).
+TRAIN_FLAGS = {
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "lr": "lr",
+    "head_lr": "head_lr",
+    "proj_dim": "proj_dim",
+    "num_workers": "num_workers",
+}
+
+
+def _merge_preset(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Values from the preset, overridden by explicit flags; returns (values, preset sets, user sets)."""
+    from bench.config import TrainSettings, load_preset
+
+    values: dict[str, Any] = {}
+    sets: list[str] = []
+    if args.preset:
+        preset = load_preset(args.preset)
+        allowed = set(RUN_KEYS) | set(TRAIN_FLAGS) | set(TrainSettings.keys())
+        for key, value in preset["run"].items():
+            key = key.replace("-", "_")
+            if key not in allowed:
+                raise ConfigError(f"{preset['path']}: unknown [run] key {key!r}; valid keys: {', '.join(sorted(allowed))}")
+            values[key] = ",".join(str(v) for v in value) if isinstance(value, list) else value
+        for key, value in _flatten(preset["set"]).items():
+            sets.append(f"{key}={_preset_value(value)}")
+    for key in (*RUN_KEYS, *TRAIN_FLAGS):
+        value = getattr(args, key, None)
+        if value is not None:
+            values[key] = value
+    return values, sets, list(args.set)
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"cnn": {"n_mels": 32}}`` (TOML's reading of ``cnn.n_mels = 32``) -> ``{"cnn.n_mels": 32}``."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _preset_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``bench run``: build the grid of configurations, check the loggers, train what is not done."""
+    from bench.console import attach_console
+
+    attach_console()  # every line below, including "already done", must reach the terminal
+    if args.launcher == "torchrun":
+        return _relaunch_with_torchrun(args)
+    _init_distributed()
+    from bench import distributed as dist
+    from bench import grid
+    from bench.lifecycle import check_loggers
+    from bench.registry import get_registry
+
+    registry = get_registry()
+    configs = _resumed_configs(args, registry) if args.resume else _grid_configs(args, registry)
+    check_loggers(registry, configs[0].loggers)  # a logger that cannot start fails before training
+    results = grid.run_grid(configs, force=args.force)
+    if not args.no_leaderboard and results and dist.is_main_process():
+        _show_leaderboard(configs[0].results_dir, results[-1])
+    return 0
+
+
+def _resumed_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
+    from bench.config import DEFAULT_RUNS_DIR, component_spec, parse_set_options, split_list
+    from bench.devices import select_device
+    from bench.grid import config_for_resume, latest_run
+
+    runs_dir = Path(args.runs_dir or DEFAULT_RUNS_DIR)
+    run_id = latest_run(runs_dir) if args.resume == "latest" else args.resume
+    cfg = config_for_resume(run_id, runs_dir)
+    select_device(args.device or cfg.device)  # fail before any data or model work
+    if args.device:
+        cfg.device = args.device
+    if args.results_dir:  # where the finished result goes may change; what is trained may not
+        cfg.results_dir = Path(args.results_dir)
+    if args.logger:  # how a run is watched may change too
+        sets = parse_set_options(args.set)
+        cfg.loggers = tuple(component_spec(registry, "logger", name, sets.get(name, {}))
+                            for name in split_list(args.logger))
+    return [cfg]
+
+
+def _grid_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
+    from bench.config import (DEFAULT_RESULTS_DIR, DEFAULT_RUNS_DIR, DatasetSpec, build_grid, parse_set_options,
+                              split_list)
+    from bench.devices import select_device
+
+    values, preset_sets, user_sets = _merge_preset(args)
+    chosen = {key: split_list(values.get(key, default)) for key, default in DEFAULTS.items()}
+    loggers = split_list(values.get("logger"))
+    # A preset's options for a component that a flag replaced (e.g. --text-encoder minilm
+    # instead of the preset's hf) no longer apply; a user's own stray --set is still an error.
+    in_run = {"train", *chosen["encoder"], *chosen["text_encoder"], *chosen["loss"], *loggers,
+              *(m for d in chosen["dataset"] for m in DatasetSpec.members_of(d))}
+    sets = [s for s in preset_sets if s.partition(".")[0] in in_run] + user_sets  # later --set wins
+    train_overrides = {field: values[flag] for flag, field in TRAIN_FLAGS.items() if flag in values}
+    for key in list(values):
+        if key not in TRAIN_FLAGS and key not in RUN_KEYS:
+            train_overrides[key] = values.pop(key)  # preset [run] keys naming TrainSettings fields
+    select_device(values.get("device", "auto"))  # fail before any data or model work
+    seeds = [_int(s, "--seed") for s in split_list(str(values.get("seed", "0")))]
+    return build_grid(
+        datasets=chosen["dataset"],
+        encoders=chosen["encoder"],
+        text_encoders=chosen["text_encoder"],
+        losses=chosen["loss"],
+        seeds=seeds,
+        set_options=parse_set_options(sets),
+        train_overrides=train_overrides,
+        registry=registry,
+        loggers=loggers,
+        device=values.get("device", "auto"),
+        results_dir=Path(values.get("results_dir", DEFAULT_RESULTS_DIR)),
+        runs_dir=Path(values.get("runs_dir", DEFAULT_RUNS_DIR)),
+        teachers=tuple(split_list(values.get("teachers"))),
+        init=values.get("init"),
+        preset=args.preset,
+    )
+
+
+def _show_leaderboard(results_dir: Path, result: dict[str, Any]) -> None:
+    """Print the benchmark's table; leaderboard/README.md is rewritten only by `bench leaderboard`."""
+    from bench import leaderboard
+    from bench.results import read_results
+
+    results = read_results(results_dir)
+    if any(r["run_id"] == result["run_id"] for r in results):
+        print(leaderboard.dataset_table(results, result))
+
+
+def _int(text: str, flag: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: expected an integer or a comma-separated list of integers") from None
+
+
+def _init_distributed() -> None:
+    """Join the process group torchrun set up (WORLD_SIZE > 1); a no-op otherwise."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch
+    import torch.distributed as tdist
+
+    if not tdist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        tdist.init_process_group(backend=backend)
+
+
+def _relaunch_with_torchrun(args: argparse.Namespace) -> int:
+    import shutil
+
+    nproc = args.nproc or _default_nproc()
+    argv = [a for a in sys.argv[1:]]
+    cleaned, skip = [], False
+    for index, token in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if token in ("--launcher", "--nproc"):
+            skip = True
+            continue
+        if token.startswith("--launcher=") or token.startswith("--nproc="):
+            continue
+        cleaned.append(token)
+    torchrun = shutil.which("torchrun")
+    command = ([torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"])
+    command += ["--standalone", f"--nproc_per_node={nproc}", "-m", "bench", *cleaned]
+    os.execv(command[0], command)
+    return 0  # pragma: no cover
+
+
+def _default_nproc() -> int:
+    import torch
+
+    return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 2
+
+
