@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+import bench
 from bench.errors import ConfigError, DataError
 from bench_plugins.encoders import _passt_model
 from bench_plugins.encoders.passt import ARCHS, build_passt, checkpoint_cache_path, register_audio_encoders
@@ -77,8 +78,8 @@ def test_unknown_arch_lists_valid_ones() -> None:
 def test_bad_options_are_config_errors(options: dict, fragment: str, monkeypatch) -> None:
     monkeypatch.setattr(_passt_model, "_passt_module", _mock_passt_module)  # nothing heavy is built
     kwargs = {"pretrained": False, **options}
-    with pytest.raises(ConfigError) as exc:
-        build_passt(**kwargs)
+    with pytest.raises(ConfigError) as exc:  # through the registry: it checks values by annotation
+        bench.load("audio_encoder", "passt", **kwargs)
     assert fragment in str(exc.value) and "\n" not in str(exc.value)
 
 

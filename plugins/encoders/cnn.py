@@ -6,9 +6,10 @@ it is not meant to compete with pretrained encoders such as PaSST.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from bench import hookimpl
+from bench.options import Ge, Gt, Le
 
 
 @hookimpl
@@ -17,14 +18,14 @@ def register_audio_encoders(register: Any) -> None:
 
 
 def build_cnn(
-    sample_rate: int = 16000,
-    n_mels: int = 64,
-    hop_ms: float = 20.0,
+    sample_rate: Annotated[int, Ge(1)] = 16000,
+    n_mels: Annotated[int, Ge(1)] = 64,
+    hop_ms: Annotated[float, Gt(0)] = 20.0,
     channels: str = "64,128,128,256",
-    embed_dim: int = 256,
-    crop_seconds: float = 10.0,
-    max_seconds: float = 30.0,
-    dropout: float = 0.1,
+    embed_dim: Annotated[int, Ge(1)] = 256,
+    crop_seconds: Annotated[float, Gt(0)] = 10.0,
+    max_seconds: Annotated[float, Gt(0)] = 30.0,
+    dropout: Annotated[float, Ge(0), Le(1)] = 0.1,
     freeze: bool = False,
 ) -> Any:
     """Log-mel (``n_mels`` bins, ``hop_ms`` hop), 1-D conv blocks of ``channels`` widths, pooling over thirds."""

