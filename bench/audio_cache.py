@@ -3,8 +3,8 @@
 Each entry is one float16 ``.npy`` file (half the size of float32; 16-bit audio loses nothing
 audible at that precision) keyed by the source file's absolute path, size and mtime plus the
 target sample rate and crop length, so an edited file or a changed rate never hits a stale
-entry. Writes go to a temporary file in the same directory followed by ``os.replace``, so
-concurrent processes (DataLoader workers, DDP ranks) can fill the same cache safely: a reader
+entry. Entries live in the shared :class:`bench.array_store.ArrayStore`, whose atomic writes
+let concurrent processes (DataLoader workers, DDP ranks) fill the same cache safely: a reader
 sees either no entry or a complete one.
 """
 
@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.atomic import atomic_save_npy
+from bench.array_store import ArrayStore
 from bench.audio import load_audio
+from bench.cache_dir import AUDIO, cache_path
 
 __all__ = ["AudioCache"]
 
@@ -25,14 +26,11 @@ _FORMAT = 1  # bump when the stored representation changes
 
 
 class AudioCache:
-    """Decoded-audio cache in ``cache_dir`` (default ``$BENCH_CACHE/audio`` or ``~/.cache/bench/audio``)."""
+    """Decoded-audio cache in ``cache_dir`` (default ``audio/`` under :func:`bench.cache_dir.cache_root`)."""
 
     def __init__(self, cache_dir: str | os.PathLike[str] | None = None) -> None:
-        if cache_dir is None:
-            from bench.validate import default_cache_dir
-
-            cache_dir = default_cache_dir() / "audio"
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else cache_path(AUDIO)
+        self.store = ArrayStore(self.cache_dir)
         self.hits = 0
         self.misses = 0
 
@@ -42,9 +40,6 @@ class AudioCache:
         st = os.stat(p)
         ident = f"{_FORMAT}\x1f{p}\x1f{st.st_size}\x1f{st.st_mtime_ns}\x1f{int(sample_rate)}\x1f{max_seconds!r}"
         return hashlib.sha256(ident.encode("utf-8", "surrogatepass")).hexdigest()
-
-    def _entry(self, key: str) -> Path:
-        return self.cache_dir / key[:2] / f"{key}.npy"
 
     def load(self, path: str | os.PathLike[str], sample_rate: int, max_seconds: float | None = None) -> np.ndarray:
         """Decoded mono float32 audio of ``path`` (see :func:`bench.audio.load_audio`), cached.
@@ -57,21 +52,15 @@ class AudioCache:
         except OSError:
             # Let load_audio produce its one-line AudioError for the missing/unreadable file.
             return load_audio(path, sample_rate, max_seconds=max_seconds)
-        entry = self._entry(key)
-        try:
-            arr = np.load(entry, allow_pickle=False)
-            if arr.dtype == np.float16 and arr.ndim == 1:
-                self.hits += 1
-                return arr.astype(np.float32)
-        except (OSError, ValueError, EOFError):
-            pass  # absent or damaged entry: decode again and overwrite it
+        arr = self.store.get(key, mmap=False)
+        if arr is not None and arr.dtype == np.float16 and arr.ndim == 1:
+            self.hits += 1
+            return arr.astype(np.float32)
+        # Absent or damaged entry: decode again and overwrite it.
         self.misses += 1
         half = load_audio(path, sample_rate, max_seconds=max_seconds).astype(np.float16)
-        self._write(entry, half)
-        return half.astype(np.float32)
-
-    def _write(self, entry: Path, arr: np.ndarray) -> None:
         try:
-            atomic_save_npy(entry, arr)
+            self.store.put(key, half)
         except OSError:
             pass  # an unwritable cache only costs speed
+        return half.astype(np.float32)

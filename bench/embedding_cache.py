@@ -3,9 +3,9 @@
 A frozen encoder is a fixed function, so its output for a caption or a recording only has to
 be computed once. Entries are keyed by the encoder's name and options, a fingerprint of its
 weights, the split's content fingerprint and the audio view (the crop/window policy). Each entry
-is one fp32 ``.npy`` file per (key, split, modality), written to a temp file and renamed, so an
-interrupted or concurrent run never sees half an entry; two runs that compute the same entry at
-once both write identical bytes and the last rename wins.
+is one fp32 array per (key, split, modality) in the shared :class:`bench.array_store.ArrayStore`
+(atomic writes), so an interrupted or concurrent run never sees half an entry; two runs that
+compute the same entry at once both write identical bytes and the last rename wins.
 
 Crops: random training crops and caching conflict. With a frozen audio encoder bench always
 trains on the evaluation view (the whole clip up to ``max_seconds``, cut into the encoder's own
@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench.atomic import atomic_save_npy
+from bench.array_store import ArrayStore
+from bench.cache_dir import EMBEDDINGS, cache_path
 
 CACHE_VERSION = 1
-
-
-def default_cache_root() -> Path:
-    return Path(os.environ.get("BENCH_CACHE") or Path.home() / ".cache" / "bench") / "embeddings"
 
 
 def weights_fingerprint(module: nn.Module) -> str:
@@ -59,26 +56,24 @@ class EmbeddingCache:
     """``get(key, compute)`` returns the cached array, computing and storing it on a miss."""
 
     def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root) if root is not None else default_cache_root()
+        self.root = Path(root) if root is not None else cache_path(EMBEDDINGS)
+        self.store = ArrayStore(self.root)
         self.hits = 0
         self.misses = 0
 
     def path(self, key: str) -> Path:
-        return self.root / key[:2] / f"{key}.npy"
+        return self.store.path(key)
 
     def get(self, key: str, compute: Callable[[], np.ndarray], write: bool = True) -> np.ndarray:
-        path = self.path(key)
-        if path.is_file():
-            try:
-                array = np.load(path, mmap_mode="r")
-                self.hits += 1
-                return array
-            except (ValueError, OSError):
-                pass  # unreadable entry (e.g. a foreign file): recompute and replace it
+        array = self.store.get(key)  # memory-mapped
+        if array is not None:
+            self.hits += 1
+            return array
+        # Absent, or unreadable (e.g. a foreign file): recompute and replace it.
         self.misses += 1
         array = np.ascontiguousarray(compute(), dtype=np.float32)
         if write:
-            atomic_save_npy(path, array)
+            self.store.put(key, array)
         return array
 
 

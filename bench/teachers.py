@@ -1,8 +1,11 @@
-"""The teacher store of ensemble distillation (SPEC §3, seed paper 003).
+"""The teacher store of ensemble distillation.
 
-For each stage-1 model, the projected audio embedding of every training recording and the
-projected caption embedding of every training caption are computed once and kept on disk as
-fp16 ``.npy`` files, memory-mapped when read. They are keyed by position in the split (item
+Stage 2 of "Estimated Audio-Caption Correspondences Improve Language-Based Audio Retrieval"
+(Primus, Schmid and Widmer, arXiv:2408.11641) trains on the audio-caption correspondences that
+an ensemble of stage-1 models estimates. For each stage-1 model, the projected audio embedding of
+every training recording and the projected caption embedding of every training caption are
+computed once and kept on disk as fp16 arrays in an :class:`bench.array_store.ArrayStore`
+(``audio.npy``, ``text.npy``), memory-mapped when read. They are keyed by position in the split (item
 index for audio, pair index for captions), never by caption text: Clotho has identical captions
 for different recordings. The batch target matrix is built from the rows of one batch, so no
 N x N matrix ever exists and the store scales to WavCaps (400k items x 1024 dims x 2 bytes =
@@ -19,7 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.atomic import atomic_save_npy, atomic_write_text
+from bench.array_store import ArrayStore
+from bench.atomic import atomic_write_text
 from bench.data import SplitData
 from bench.errors import ConfigError
 
@@ -34,8 +38,11 @@ class TeacherEmbeddings:
         if meta.get("fingerprint") != split.fingerprint():
             raise ConfigError(f"{directory}: teacher store belongs to another training split; delete it to rebuild")
         self.directory = directory
-        self.audio = np.load(directory / "audio.npy", mmap_mode="r")
-        self.text = np.load(directory / "text.npy", mmap_mode="r")
+        store = ArrayStore(directory, fanout=False)
+        audio, text = store.get("audio"), store.get("text")
+        if audio is None or text is None:
+            raise ConfigError(f"{directory}: teacher store is incomplete or damaged; delete it to rebuild")
+        self.audio, self.text = audio, text
         self.audio_of_caption = split.audio_of_caption
 
     def rows(self, pair_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,9 +111,9 @@ def build_store(teacher_run_dir: Path, split: SplitData, *, device: str, batch_s
                              autocast=contextlib.nullcontext, cache=EmbeddingCache(), collective=False)["train"]
     audio, text = embed_split(model, split, device=torch_device, batch_size=batch_size, num_workers=num_workers,
                               loader=loader, desc=f"teacher {Path(teacher_run_dir).name[:24]}", cached=cached)
-    directory.mkdir(parents=True, exist_ok=True)
-    atomic_save_npy(directory / "audio.npy", audio.numpy().astype(np.float16))
-    atomic_save_npy(directory / "text.npy", text.numpy().astype(np.float16))
+    store = ArrayStore(directory, fanout=False)
+    store.put("audio", audio.numpy().astype(np.float16))
+    store.put("text", text.numpy().astype(np.float16))
     meta = {"version": STORE_VERSION, "fingerprint": split.fingerprint(), "n_audios": split.n_audios,
             "n_captions": split.n_captions, "dim": int(audio.shape[1]), "teacher": Path(teacher_run_dir).name}
     atomic_write_text(directory / "meta.json", json.dumps(meta, indent=2))  # last: no meta.json = incomplete

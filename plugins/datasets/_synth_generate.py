@@ -66,9 +66,10 @@ def fingerprint(n_train: int, n_val: int, n_test: int, seed: int) -> str:
 
 
 def default_root(fp: str) -> Path:
-    """``$BENCH_CACHE/synthetic/<fp>``, else ``~/.cache/bench/synthetic/<fp>``."""
-    base = os.environ.get("BENCH_CACHE")
-    return (Path(base).expanduser() if base else Path.home() / ".cache" / "bench") / "synthetic" / fp
+    """``synthetic/<fp>`` under bench's cache root (:func:`bench.cache_dir.cache_root`)."""
+    from bench.cache_dir import SYNTHETIC, cache_path
+
+    return cache_path(SYNTHETIC, fp)
 
 
 def file_name(folder: str, index: int) -> str:

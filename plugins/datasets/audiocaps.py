@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import string
-from typing import Any
+from typing import Any, Literal
 
 from bench import hookimpl
 from bench.errors import ConfigError

@@ -12,7 +12,7 @@ Splits: train -> development, val -> validation, test -> evaluation.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from bench import hookimpl
 from bench.errors import ConfigError
@@ -33,7 +33,7 @@ def register_datasets(register: Any) -> None:
     register("clotho", build_clotho)
 
 
-def build_clotho(root: str = "", on_error: str = "raise") -> Any:
+def build_clotho(root: str = "", on_error: Literal["raise", "skip"] = "raise") -> Any:
     """ClothoV2 from ``root`` (default ``$BENCH_DATA/clotho``); ``on_error``: raise or skip."""
     from bench_plugins.datasets._common import resolve_root
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench import hookimpl
 from bench.errors import ConfigError
@@ -25,7 +25,7 @@ def register_datasets(register: Any) -> None:
     register("csv", build_csv)
 
 
-def build_csv(root: str = "", captions: str = "", on_error: str = "raise") -> Any:
+def build_csv(root: str = "", captions: str = "", on_error: Literal["raise", "skip"] = "raise") -> Any:
     """Audio in ``root``, captions in the CSV ``captions`` (default ``<root>/captions.csv``)."""
     from bench_plugins.datasets._common import resolve_root
 

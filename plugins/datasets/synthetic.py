@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from bench import hookimpl
+from bench.options import Ge
+
+Count = Annotated[int, Ge(1)]  # checked by the registry (bench.options)
 
 
 @hookimpl
@@ -65,8 +68,9 @@ class SyntheticDataset:
         return f"SyntheticDataset(root={str(self.root)!r})"
 
 
-def build_synthetic(n_train: int = 1000, n_val: int = 200, n_test: int = 200, seed: int = 0,
-                    root: str | None = None, on_error: str = "raise", workers: int = 0) -> SyntheticDataset:
+def build_synthetic(n_train: Count = 1000, n_val: Count = 200, n_test: Count = 200, seed: int = 0,
+                    root: str | None = None, on_error: Literal["raise", "skip"] = "raise",
+                    workers: Annotated[int, Ge(0)] = 0) -> SyntheticDataset:
     """Generate (or reuse from the cache) the synthetic dataset and return it.
 
     ``root``: where to write it (default: a cache directory named by the options' fingerprint).

@@ -14,7 +14,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bench import hookimpl
 from bench.errors import ConfigError, DataError
