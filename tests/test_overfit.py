@@ -108,7 +108,7 @@ def trainable_weights(trainer: Trainer) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def overfit(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Train once through Trainer.train_epoch; the tests below read what happened."""
+    """Train once through Trainer.build + Trainer.train_epoch; the tests below read what happened."""
     torch.manual_seed(0)
     split, loader = tiny_split()
     settings = TrainSettings(
@@ -124,7 +124,8 @@ def overfit(tmp_path_factory: pytest.TempPathFactory) -> dict:
     components = Components(dataset=None, audio_encoder=LinearAudio(), text_encoder=CharBagText(),
                             loss=build_ntxent(tau=0.1))
     run_dir = Path(tmp_path_factory.mktemp("overfit"))
-    trainer = Trainer(cfg, components, {"train": split, "val": split, "test": split}, run_dir, audio_loader=loader)
+    splits = {"train": split, "val": split, "test": split}
+    trainer = Trainer.build(cfg, components, splits, run_dir, audio_loader=loader)
     before_metrics, _, _ = trainer.evaluate("train")
     before = trainable_weights(trainer)
     losses = [trainer.train_epoch(epoch) for epoch in range(EPOCHS)]

@@ -33,7 +33,7 @@ def register_datasets(register: Any) -> None:
 
 
 def build_audiocaps(root: str = "", audio_dir: str = "audio/{split}", pattern: str = "{youtube_id}.wav",
-                    on_error: str = "raise") -> Any:
+                    on_error: Literal["raise", "skip"] = "raise") -> Any:
     """AudioCaps from ``root`` (default ``$BENCH_DATA/audiocaps``).
 
     ``audio_dir`` (relative to root, may use ``{split}``) and ``pattern`` (file name, may use

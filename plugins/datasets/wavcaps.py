@@ -40,7 +40,7 @@ def register_datasets(register: Any) -> None:
 
 
 def build_wavcaps(root: str = "", subsets: str = DEFAULT_SUBSETS, exclusions: str = "",
-                  on_error: str = "raise") -> Any:
+                  on_error: Literal["raise", "skip"] = "raise") -> Any:
     """WavCaps from ``root`` (default ``$BENCH_DATA/wavcaps``); train split only.
 
     ``subsets``: comma-separated subset names. ``exclusions``: DCASE exclusion CSV path, ``none``
