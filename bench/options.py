@@ -188,7 +188,10 @@ def _coerce_to(value: Any, annotation: Any) -> Any:
         return parse_value(value) if isinstance(value, RawValue) else value
     if origin is typing.Annotated:
         base, *meta = args
-        out = _coerce_to(value, base)
+        try:
+            out = _coerce_to(value, base)
+        except _Mismatch:
+            raise _Mismatch(describe(annotation)) from None
         if out is not None:
             for m in meta:
                 for attr, _, ok in _BOUNDS:

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 
 import bench
-
 from bench.errors import ConfigError, DataError
 from bench_plugins.losses import _impl
 from bench_plugins.losses.distill import build_distill
@@ -354,5 +353,6 @@ def test_distill_stays_fp32_under_autocast_with_half_teachers() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss = build_distill()(a.bfloat16(), t.bfloat16(), _batch(IDS, ta.half(), tt.half()))
     assert loss.dtype == torch.float32
-    expected = ref_distill(a.bfloat16().float(), t.bfloat16().float(), IDS, ta.half().float(), tt.half().float(), 0.05, 0.0, 1.0)
+    expected = ref_distill(a.bfloat16().float(), t.bfloat16().float(), IDS, ta.half().float(), tt.half().float(),
+                           0.05, 0.0, 1.0)
     assert loss.item() == pytest.approx(expected, abs=1e-4)

@@ -13,8 +13,8 @@ so for already-unit inputs this changes neither value nor gradient).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
