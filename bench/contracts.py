@@ -103,7 +103,9 @@ class Item(Protocol):
 class Dataset(Protocol):
     """An object whose ``split(name)``, for ``"train"``, ``"val"`` and ``"test"``, returns items.
 
-    Optional: ``on_error`` (``"raise"`` or ``"skip"``) and ``skipped(split)``.
+    Optional: ``on_error`` (``"raise"`` or ``"skip"``), ``skipped(split)``, and the metadata
+    read when datasets are combined (``has_eval_splits``, ``contains_eval_audio_of``,
+    ``leakage_excluded``, ``leakage_advice``; see :mod:`bench.hookspecs`).
     """
 
     def split(self, name: str) -> Sequence[Item]: ...

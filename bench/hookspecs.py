@@ -1,4 +1,4 @@
-"""Hook specifications: the whole plugin contract of ``bench``.
+"""Hook specifications: the hooks a ``bench`` plugin implements (contracts: :mod:`bench.contracts`).
 
 A plugin is any module that an entry point in the group ``bench`` names. It implements one or
 more of the hooks below with the :data:`bench.hookimpl` marker. The built-in components are
@@ -15,31 +15,13 @@ factory.
 
 Component contracts
 -------------------
-Audio encoder
-    A ``torch.nn.Module`` with ``sample_rate: int``, ``embed_dim: int`` and
-    ``forward(waveforms, lengths) -> Tensor[B, embed_dim]``. ``waveforms`` is a float ``[B, T]``
-    tensor: mono, in [-1, 1], zero-padded, already resampled by the harness to ``sample_rate``;
-    ``lengths`` is a long ``[B]`` tensor of valid samples. Optional attributes:
-    ``pretrained: bool`` (uses the pretrained learning rate; default False),
-    ``crop_seconds: float`` (random training crop; default 10) and
-    ``max_seconds: float`` (evaluation clips are cut there; default 30).
-Text encoder
-    A ``torch.nn.Module`` with ``embed_dim: int`` and
-    ``forward(captions: list[str]) -> Tensor[B, embed_dim]``. Tokenisation and moving the
-    tokens to the module's device happen inside. Optional ``pretrained: bool``.
-Loss
-    A ``torch.nn.Module`` with ``forward(audio, text, batch) -> scalar tensor``. ``audio`` and
-    ``text`` are the L2-normalised projected embeddings ``[B, D]``; ``batch.audio_ids`` is a
-    LongTensor ``[B]`` where equal ids mean the same recording. Under DDP the harness gathers
-    the global batch before calling the loss, so a loss never talks to torch.distributed.
-    A loss that needs stage-1 teachers sets ``requires_teachers = True`` and then finds
-    ``batch.teacher_audio`` and ``batch.teacher_text``, both ``[M, B, D]``.
-Dataset
-    An object with ``split(name)`` for name in ``"train"``, ``"val"``, ``"test"`` that returns a
-    sequence of items. An item is any object with ``audio_id: str``,
-    ``audio_path: str | os.PathLike`` and ``captions: Sequence[str]``. This is duck-typed: a
-    plugin need not import bench's classes.
+The audio encoder, text encoder, loss, dataset, item and batch contracts are the Protocol
+classes of :mod:`bench.contracts`, with their documentation; the registry checks every built
+component against them (:func:`bench.contracts.check_component`), and option values against
+the factory's annotations (:mod:`bench.options`: ``Literal[...]``, ``X | None``, ``Annotated``
+bounds). What follows is the optional metadata a dataset may declare, and the logger contract.
 
+Dataset
     Optional metadata, read when datasets are combined (``--dataset a+b``, see
     :func:`bench.combined.check_combination`):
     ``has_eval_splits: bool`` (default True; False for a training-only dataset, which may not be
