@@ -281,6 +281,7 @@ def test_bench_load_builds_a_builtin_loss(monkeypatch: pytest.MonkeyPatch) -> No
 # ---- the command line --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bench_ls_survives_broken_plugins(tmp_path: Path) -> None:
     site = write_site(tmp_path / "site")
     proc = _bench("ls", env=_env(site))
@@ -297,6 +298,7 @@ def test_bench_ls_survives_broken_plugins(tmp_path: Path) -> None:
     assert any(line.split() == ["ntxent", "bench", bench.__version__] for line in lines)
 
 
+@pytest.mark.slow
 def test_bench_run_with_a_broken_plugins_component_is_a_one_line_error(tmp_path: Path) -> None:
     site = write_site(tmp_path / "site")
     proc = _bench("run", "--loss", "broken", "--results-dir", str(tmp_path / "r"), "--runs-dir",
@@ -308,6 +310,7 @@ def test_bench_run_with_a_broken_plugins_component_is_a_one_line_error(tmp_path:
     assert not (tmp_path / "runs").exists(), "nothing is started for a config error"
 
 
+@pytest.mark.slow
 def test_disable_autoload_env_hides_third_party_plugins(tmp_path: Path) -> None:
     site = write_site(tmp_path / "site")
     proc = _bench("ls", env=_env(site, **{DISABLE_AUTOLOAD_ENV: "1"}))
@@ -318,6 +321,7 @@ def test_disable_autoload_env_hides_third_party_plugins(tmp_path: Path) -> None:
         assert any(line.split()[:2] == [builtin, "bench"] for line in proc.stdout.splitlines())
 
 
+@pytest.mark.slow
 def test_bench_ls_does_not_import_torch(tmp_path: Path) -> None:
     site = write_site(tmp_path / "site")
     code = "import sys, bench.cli; bench.cli.main(['ls']); print('torch' in sys.modules)"
@@ -327,6 +331,7 @@ def test_bench_ls_does_not_import_torch(tmp_path: Path) -> None:
         assert proc.stdout.splitlines()[-1] == "False"
 
 
+@pytest.mark.slow
 def test_plugin_raising_system_exit_does_not_end_bench_ls(tmp_path: Path) -> None:
     site = tmp_path / "site"
     info = site / "bench_test_exits-1.0.dist-info"
