@@ -6,10 +6,12 @@ batches whatever the number of DataLoader workers, and a resumed epoch replays e
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +32,7 @@ class SplitData:
     caption_slot: np.ndarray  # caption index -> position within the item's captions
 
     @classmethod
-    def from_items(cls, name: str, items: Sequence[Any]) -> "SplitData":
+    def from_items(cls, name: str, items: Sequence[Any]) -> SplitData:
         items = list(items)
         if not items:
             raise DataError(f"the {name} split is empty; check the dataset root and options")
@@ -59,9 +61,18 @@ class SplitData:
         return len(self.captions)
 
     def fingerprint(self) -> str:
-        """Identity of the split's content: audio ids and captions, in order."""
+        """Identity of the split's content: audio ids and captions, in order.
+
+        Computed once per split object (hashing every caption of a large split is not free, and
+        caches, stores, results and embeddings all ask for it); a split is not edited after
+        :meth:`from_items`, so the cached value stays true.
+        """
+        return self._fingerprint
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
         digest = hashlib.sha256()
-        for index, item in enumerate(self.items):
+        for item in self.items:
             digest.update(str(item.audio_id).encode())
             digest.update(b"\0")
         for caption, owner in zip(self.captions, self.audio_of_caption):
