@@ -82,3 +82,12 @@ def test_embedding_and_audio_caches_share_the_store_layout(tmp_path: Path) -> No
     embeddings = EmbeddingCache(tmp_path / "e")
     assert embeddings.path("0123abcd") == ArrayStore(tmp_path / "e").path("0123abcd")
     assert AudioCache(tmp_path / "a").store.root == tmp_path / "a"
+
+
+def test_atomic_write_bytes(tmp_path: Path) -> None:
+    from bench.atomic import atomic_write_bytes
+
+    atomic_write_bytes(tmp_path / "sub" / "f.bin", b"\x00\x01")
+    atomic_write_bytes(tmp_path / "sub" / "f.bin", b"\x02")
+    assert (tmp_path / "sub" / "f.bin").read_bytes() == b"\x02"
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["f.bin"]
