@@ -47,4 +47,5 @@ def load_model_state(model: nn.Module, state: dict[str, torch.Tensor], source: s
     missing = [k for k in missing if k not in allowed]
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise ConfigError(f"{source}: checkpoint does not fit this model ({detail}); were the encoders or options changed?")
+        raise ConfigError(f"{source}: checkpoint does not fit this model ({detail}); "
+                          "were the encoders or options changed?")

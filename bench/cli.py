@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from bench.cli_run import DEFAULTS, cmd_run
 from bench.config import DEFAULT_RESULTS_DIR
 from bench.errors import BenchError, ConfigError
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate every combination of the given components",
                          description="Train and evaluate every combination (the grid) of datasets, encoders, text "
                                      "encoders, losses and seeds. Lists are comma-separated.")
-    run.add_argument("--dataset", help=f"dataset(s); a+b trains on the union, tests on b (default {DEFAULTS['dataset']})")
+    run.add_argument("--dataset",
+                     help=f"dataset(s); a+b trains on the union, tests on b (default {DEFAULTS['dataset']})")
     run.add_argument("--encoder", help=f"audio encoder(s) (default {DEFAULTS['encoder']})")
     run.add_argument("--text-encoder", help=f"text encoder(s) (default {DEFAULTS['text_encoder']})")
     run.add_argument("--loss", help=f"loss(es) (default {DEFAULTS['loss']})")
@@ -97,7 +98,8 @@ def cmd_ls(args: argparse.Namespace) -> int:
             print("  (none)")
         for name in names:
             entry = registry.entries[kind][name]
-            print(f"  {name:<16} {entry.distribution} {entry.version}" + (f" [{entry.plugin}]" if entry.plugin != name else ""))
+            plugin = f" [{entry.plugin}]" if entry.plugin != name else ""
+            print(f"  {name:<16} {entry.distribution} {entry.version}{plugin}")
             if args.options:
                 for key, default in entry.option_defaults().items():
                     shown = "(required)" if default is inspect.Parameter.empty else repr(default)
@@ -162,7 +164,8 @@ def cmd_fuse(args: argparse.Namespace) -> int:
         raise ConfigError(f"--weights {args.weights!r}: expected comma-separated numbers, one per run") from None
     result = fuse_runs(args.run_ids, method=args.method, weights=weights, k=args.k, results_dir=Path(args.results_dir),
                        force=args.force)
-    print(f"fused {len(args.run_ids)} runs with {args.method}: t2a mAP@10 {result['metrics']['t2a']['mAP@10'] * 100:.2f}"
+    score = result["metrics"]["t2a"]["mAP@10"] * 100
+    print(f"fused {len(args.run_ids)} runs with {args.method}: t2a mAP@10 {score:.2f}"
           f" (result {result['run_id']})")
     if not args.no_leaderboard:
         _show_leaderboard(Path(args.results_dir), result)

@@ -16,8 +16,8 @@ DEFAULTS = {
     "text_encoder": "minilm",
     "loss": "ntxent",
 }
-RUN_KEYS = ("dataset", "encoder", "text_encoder", "loss", "seed", "device", "results_dir", "runs_dir", "teachers", "init",
-            "logger")
+RUN_KEYS = ("dataset", "encoder", "text_encoder", "loss", "seed", "device", "results_dir", "runs_dir", "teachers",
+            "init", "logger")
 # Flags that map onto TrainSettings (flag dest -> field).
 TRAIN_FLAGS = {
     "epochs": "epochs",
@@ -41,7 +41,8 @@ def _merge_preset(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], 
         for key, value in preset["run"].items():
             key = key.replace("-", "_")
             if key not in allowed:
-                raise ConfigError(f"{preset['path']}: unknown [run] key {key!r}; valid keys: {', '.join(sorted(allowed))}")
+                valid = ", ".join(sorted(allowed))
+                raise ConfigError(f"{preset['path']}: unknown [run] key {key!r}; valid keys: {valid}")
             values[key] = ",".join(str(v) for v in value) if isinstance(value, list) else value
         for key, value in _flatten(preset["set"]).items():
             sets.append(f"{key}={_preset_value(value)}")
@@ -117,8 +118,14 @@ def _resumed_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
 
 
 def _grid_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
-    from bench.config import (DEFAULT_RESULTS_DIR, DEFAULT_RUNS_DIR, DatasetSpec, build_grid, parse_set_options,
-                              split_list)
+    from bench.config import (
+        DEFAULT_RESULTS_DIR,
+        DEFAULT_RUNS_DIR,
+        DatasetSpec,
+        build_grid,
+        parse_set_options,
+        split_list,
+    )
     from bench.devices import select_device
 
     values, preset_sets, user_sets = _merge_preset(args)
@@ -191,7 +198,7 @@ def _relaunch_with_torchrun(args: argparse.Namespace) -> int:
     nproc = args.nproc or _default_nproc()
     argv = [a for a in sys.argv[1:]]
     cleaned, skip = [], False
-    for index, token in enumerate(argv):
+    for token in argv:
         if skip:
             skip = False
             continue

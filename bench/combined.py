@@ -6,8 +6,9 @@ member alone, so that results stay comparable with that dataset's published numb
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any
 
 from bench.errors import ConfigError
 from bench.items import Item
@@ -103,7 +104,8 @@ class CombinedDataset:
         for member, ds in members:
             fn = getattr(ds, "skipped", None)
             for b in (fn(name) if callable(fn) else []):
-                out.append(b._replace(audio_id=f"{member}/{b.audio_id}") if name == "train" and hasattr(b, "_replace") else b)
+                renamed = name == "train" and hasattr(b, "_replace")
+                out.append(b._replace(audio_id=f"{member}/{b.audio_id}") if renamed else b)
         return out
 
 

@@ -80,7 +80,7 @@ class DatasetSpec(ComponentSpec):
         return dict(self.options.get(member, {}))
 
     @classmethod
-    def of(cls, spec: ComponentSpec) -> "DatasetSpec":
+    def of(cls, spec: ComponentSpec) -> DatasetSpec:
         return spec if isinstance(spec, DatasetSpec) else cls(spec.name, dict(spec.options))
 
 

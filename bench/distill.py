@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import distributed as dist
+from bench.checkpoints import load_checkpoint
 from bench.config import ComponentSpec, RunConfig, config_from_json
 from bench.errors import ConfigError
-from bench.checkpoints import load_checkpoint
 from bench.registry import Registry
 from bench.run import find_existing, run_one
 from bench.teachers import load_ensemble
@@ -58,7 +58,8 @@ def _teacher_config(run_dir: Path) -> RunConfig:
 
 
 def _same_encoders(a: RunConfig, b: RunConfig) -> bool:
-    return a.audio_encoder == b.audio_encoder and a.text_encoder == b.text_encoder and a.train.proj_dim == b.train.proj_dim
+    return (a.audio_encoder == b.audio_encoder and a.text_encoder == b.text_encoder
+            and a.train.proj_dim == b.train.proj_dim)
 
 
 def init_state_of(run_id: str, runs_dir: Path) -> dict[str, Any]:
@@ -90,7 +91,8 @@ def run_distillation(cfg: RunConfig, registry: Registry) -> dict[str, Any]:
     if init_id is None:
         # Prefer the teacher with the student's own seed, so that students of different seeds
         # start from different stage-1 models.
-        matching = [run_id for run_id, tcfg in sorted(zip(teacher_ids, teacher_cfgs), key=lambda p: p[1].seed != cfg.seed)
+        by_seed = sorted(zip(teacher_ids, teacher_cfgs), key=lambda p: p[1].seed != cfg.seed)
+        matching = [run_id for run_id, tcfg in by_seed
                     if _same_encoders(tcfg, cfg)]
         if not matching:
             raise ConfigError(

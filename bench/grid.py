@@ -35,7 +35,8 @@ def config_for_resume(run_id: str, runs_dir: Path) -> RunConfig:
     path = Path(runs_dir) / run_id / "config.json"
     if not path.is_file():
         known = sorted(p.parent.name for p in Path(runs_dir).glob("*/config.json"))
-        raise ConfigError(f"--resume {run_id}: no run directory {path.parent} (known: {', '.join(known[-5:]) or 'none'})")
+        recent = ", ".join(known[-5:]) or "none"
+        raise ConfigError(f"--resume {run_id}: no run directory {path.parent} (known: {recent})")
     cfg = config_from_json(json.loads(path.read_text())["config"])
     cfg.run_id = run_id
     cfg.runs_dir = Path(runs_dir)
@@ -43,7 +44,8 @@ def config_for_resume(run_id: str, runs_dir: Path) -> RunConfig:
     return cfg
 
 
-def run_grid(configs: list[RunConfig], *, force: bool = False, registry: Registry | None = None) -> list[dict[str, Any]]:
+def run_grid(configs: list[RunConfig], *, force: bool = False,
+             registry: Registry | None = None) -> list[dict[str, Any]]:
     """Run every configuration; finished combinations are skipped and interrupted ones resumed."""
     attach_console()  # before the first line below, or "already done" would be invisible
     results = []

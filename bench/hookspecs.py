@@ -45,8 +45,9 @@ implement them too; it then sees every run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import pluggy
 

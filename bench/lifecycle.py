@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from bench.config import ComponentSpec
 from bench.errors import BenchError, ConfigError
@@ -90,7 +91,7 @@ class Lifecycle:
         self._registered: list[Any] = []
 
     @classmethod
-    def for_run(cls, registry: Any, specs: Iterable[ComponentSpec]) -> "Lifecycle":
+    def for_run(cls, registry: Any, specs: Iterable[ComponentSpec]) -> Lifecycle:
         """The always-on loggers plus ``specs``, built now (so a failure happens before training)."""
         chosen = [ComponentSpec(name) for name in ALWAYS_ON if name in registry.entries.get("logger", {})]
         chosen += [spec for spec in specs if spec.name not in ALWAYS_ON]
@@ -100,7 +101,7 @@ class Lifecycle:
     def _report(name: str, hook: str, exc: BaseException) -> None:
         log.warning("logger %s failed in %s and is off for the rest of this run: %s", name, hook, _one_line(exc))
 
-    def __enter__(self) -> "Lifecycle":
+    def __enter__(self) -> Lifecycle:
         for name, guard in self.guards.items():
             self.pm.register(guard, name=f"logger:{name}:{id(guard)}")
             self._registered.append(guard)
@@ -128,7 +129,7 @@ class Lifecycle:
 class NoLifecycle:
     """What processes other than the main one get: every hook is a no-op."""
 
-    def __enter__(self) -> "NoLifecycle":
+    def __enter__(self) -> NoLifecycle:
         return self
 
     def __exit__(self, *exc: Any) -> None:

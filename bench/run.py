@@ -42,7 +42,7 @@ def combination_id(cfg: RunConfig) -> str:
 
 
 def new_run_id(cfg: RunConfig) -> str:
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
     parts = ["-".join(cfg.dataset.members), cfg.audio_encoder.name, cfg.text_encoder.name, cfg.loss.name]
     return f"{stamp}-{'-'.join(parts)}-s{cfg.seed}-{combination_id(cfg)[:6]}"
 
@@ -59,7 +59,8 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def load_splits(dataset: Any, sample_rate: int, validate: bool = True) -> tuple[dict[str, SplitData], list[dict[str, Any]], dict[str, Any]]:
+def load_splits(dataset: Any, sample_rate: int,
+                validate: bool = True) -> tuple[dict[str, SplitData], list[dict[str, Any]], dict[str, Any]]:
     """Validate every split before training; apply the dataset's ``on_error`` policy.
 
     Returns the splits, the entries skipped on the user's request, and the validation summaries.
@@ -86,7 +87,8 @@ def find_existing(cfg: RunConfig) -> tuple[dict[str, Any] | None, Path | None]:
     """A finished result of the same combination and seed, or an unfinished run directory of it."""
     combo = combination_id(cfg)
     for result in read_results(cfg.results_dir):
-        if result.get("combination") == combo and result.get("seed") == cfg.seed and result.get("kind", "train") == "train":
+        if (result.get("combination") == combo and result.get("seed") == cfg.seed
+                and result.get("kind", "train") == "train"):
             return result, None
     runs_dir = Path(cfg.runs_dir)
     if runs_dir.is_dir():
@@ -95,7 +97,8 @@ def find_existing(cfg: RunConfig) -> tuple[dict[str, Any] | None, Path | None]:
                 data = json.loads(config_path.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if data.get("combination") == combo and data.get("seed") == cfg.seed and not (config_path.parent / "result.json").exists():
+            finished = (config_path.parent / "result.json").exists()
+            if data.get("combination") == combo and data.get("seed") == cfg.seed and not finished:
                 return None, config_path.parent
     return None, None
 
@@ -116,7 +119,8 @@ def _write_config(cfg: RunConfig, run_dir: Path) -> None:
     if not (run_dir / "config.json").exists():
         atomic_write_text(
             run_dir / "config.json",
-            json.dumps({"config": config_to_json(cfg), "combination": combination_id(cfg), "seed": cfg.seed}, indent=2) + "\n",
+            json.dumps({"config": config_to_json(cfg), "combination": combination_id(cfg), "seed": cfg.seed},
+                       indent=2) + "\n",
         )
 
 

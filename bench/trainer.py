@@ -20,8 +20,7 @@ from typing import Any
 import torch
 
 from bench import distributed as dist
-from bench.checkpoints import (CHECKPOINT_VERSION, atomic_torch_save, load_checkpoint, load_model_state,
-                               trainable_state)
+from bench.checkpoints import CHECKPOINT_VERSION, atomic_torch_save, load_checkpoint, load_model_state, trainable_state
 from bench.config import RunConfig, config_to_json
 from bench.data import AudioLoader, SplitData
 from bench.devices import amp_dtype, autocast_factory, describe_device, seed_everything, select_device
@@ -84,7 +83,7 @@ class Trainer:
     @classmethod
     def build(cls, cfg: RunConfig, components: Components, splits: dict[str, SplitData], run_dir: Path, *,
               teachers: Any = None, init_state: dict[str, torch.Tensor] | None = None,
-              audio_loader: AudioLoader | None = None, lifecycle: Any = None) -> "Trainer":
+              audio_loader: AudioLoader | None = None, lifecycle: Any = None) -> Trainer:
         """Build the parts (:func:`bench.training_setup.build_training`) and wire them."""
         parts = build_training(cfg, components, splits, teachers=teachers, init_state=init_state,
                                audio_loader=audio_loader)
@@ -168,7 +167,8 @@ class Trainer:
             audio_cached = self._cached_rows("audio", batch.item_index)
             text_cached = self._cached_rows("text", batch.pair_index)
             with self.autocast():
-                audio, text = self.forward_model(batch.waveforms, batch.lengths, batch.captions, audio_cached, text_cached)
+                audio, text = self.forward_model(batch.waveforms, batch.lengths, batch.captions,
+                                                 audio_cached, text_cached)
             audio, text = audio.float(), text.float()
             if self.world_size > 1:
                 audio, text, batch = dist.gather_batch_for_loss(audio, text, batch)
@@ -232,8 +232,10 @@ class Trainer:
             )
             if self.lifecycle is not None:
                 self.lifecycle.epoch_end(
-                    run_dir=self.run_dir, epoch=epoch + 1, epochs=self.settings.epochs, train_loss=train_loss, lr=entry["lr"], val=val,
-                    timings={"train_s": trained - started, "eval_s": evaluated - trained, "epoch_s": evaluated - started},
+                    run_dir=self.run_dir, epoch=epoch + 1, epochs=self.settings.epochs, train_loss=train_loss,
+                    lr=entry["lr"], val=val,
+                    timings={"train_s": trained - started, "eval_s": evaluated - trained,
+                             "epoch_s": evaluated - started},
                     best=self.best["epoch"] == epoch + 1,
                 )
             dist.barrier()

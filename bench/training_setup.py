@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -93,7 +94,8 @@ def wrap_for_ddp(model: DualEncoder, device: torch.device, world_size: int) -> n
         nn.SyncBatchNorm.convert_sync_batchnorm(model)
     forward: nn.Module = ForwardBoth(model)
     if world_size > 1 and any(p.requires_grad for p in model.parameters()):
-        forward = nn.parallel.DistributedDataParallel(forward, device_ids=[device.index] if device.type == "cuda" else None)
+        device_ids = [device.index] if device.type == "cuda" else None
+        forward = nn.parallel.DistributedDataParallel(forward, device_ids=device_ids)
     return forward
 
 
@@ -109,7 +111,8 @@ def frozen_features(model: DualEncoder, cfg: RunConfig, splits: dict[str, SplitD
     cached: dict[str, dict[str, Any]] = {name: {} for name in splits}
     if not cfg.train.embedding_cache or not (is_frozen(model.audio_encoder) or is_frozen(model.text_encoder)):
         return cached
-    from bench.embedding_cache import EmbeddingCache, frozen_features as compute
+    from bench.embedding_cache import EmbeddingCache
+    from bench.embedding_cache import frozen_features as compute
 
     cache = EmbeddingCache()
     cached = compute(

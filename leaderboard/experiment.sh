@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=${BENCH:-.venv/bin/bench}
-COMMON=(--epochs 4 --seed 0,1,2 --no-leaderboard)
+COMMON=(--epochs 4 --seed 0,1,2 --no-leaderboard --results-dir leaderboard/results)
 
 "$BENCH" run --loss ntxent "${COMMON[@]}"
 "$BENCH" run --loss distill "${COMMON[@]}"      # M = 1: stage 1 is the ntxent run of the same seed
@@ -25,5 +25,5 @@ for negatives in random full semihard hard; do
 done
 # Late fusion (CombSUM) of the three ntxent seeds.
 IFS=, read -r t0 t1 t2 <<<"$teachers"
-"$BENCH" fuse "$t0" "$t1" "$t2" --method combsum --no-leaderboard
+"$BENCH" fuse "$t0" "$t1" "$t2" --method combsum --no-leaderboard --results-dir leaderboard/results
 "$BENCH" leaderboard

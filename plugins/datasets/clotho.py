@@ -1,4 +1,4 @@
-"""ClothoV2 dataset plugin (SPEC §6).
+"""ClothoV2 dataset plugin (Drossos et al., "Clotho: An Audio Captioning Dataset", arXiv:1910.09387).
 
 Layout under ``root``::
 
@@ -69,7 +69,7 @@ class ClothoDataset(CaptionDataset):
         if not path.is_file():
             return {}
         meta: dict[str, dict[str, str]] = {}
-        # SPEC §6: Clotho's metadata files are ISO-8859-1, not UTF-8.
+        # Clotho's metadata files are ISO-8859-1, not UTF-8.
         for _line, row, _problem in read_csv(path, ("file_name",), encoding="iso-8859-1",
                                              what="metadata CSV"):
             if row is not None:

@@ -1,4 +1,4 @@
-"""WavCaps dataset plugin (SPEC §6); a training-only dataset.
+"""WavCaps dataset plugin (Mei et al., arXiv:2303.17395); a training-only dataset.
 
 Metadata: ``json_files/<subset>/<file>.json``, each ``{"data": [{"id": ..., "caption": ...}]}``.
 Audio: ``audio/<subset>/<id>.flac``. The FreeSound subset overlaps Clotho's evaluation audio, so

@@ -17,7 +17,8 @@ def flatten(prefix: str, value: Any) -> dict[str, float]:
     return {prefix: float(value)}
 
 
-def epoch_scalars(train_loss: float, lr: list[float], val: dict[str, Any], timings: dict[str, float]) -> dict[str, float]:
+def epoch_scalars(train_loss: float, lr: list[float], val: dict[str, Any],
+                  timings: dict[str, float]) -> dict[str, float]:
     """The scalars of one epoch: ``train/loss``, ``lr/group0``, ``val/t2a/mAP@10``, ``time/epoch_s``."""
     scalars = {"train/loss": float(train_loss)}
     scalars.update({f"lr/group{i}": float(v) for i, v in enumerate(lr)})

@@ -26,7 +26,8 @@ def build_tensorboard(log_dir: str = "") -> Any:
     try:
         import tensorboard  # noqa: F401  (torch's SummaryWriter needs it)
     except ImportError:
-        raise ConfigError("logger 'tensorboard' needs the tensorboard package: pip install 'bench[tensorboard]'") from None
+        raise ConfigError("logger 'tensorboard' needs the tensorboard package: "
+                          "pip install 'bench[tensorboard]'") from None
     return TensorBoardLogger(log_dir)
 
 

@@ -1,4 +1,8 @@
-"""Built-in loss ``distill``: ensemble distillation from stage-1 teachers (SPEC §3, seed 003)."""
+"""Built-in loss ``distill``: ensemble distillation from stage-1 teachers.
+
+Primus et al., "Estimated Audio-Caption Correspondences Improve Language-Based Audio Retrieval",
+arXiv:2408.11641.
+"""
 
 from __future__ import annotations
 
