@@ -27,7 +27,7 @@ import numpy as np
 
 from bench import stats
 from bench.errors import BenchError, ConfigError, DataError
-from bench.metric_table import DIRECTIONS, get
+from bench.metric_table import DIRECTIONS, PRIMARY, get
 from bench.metric_table import metrics as table_metrics
 from bench.per_query import Outcomes, align, load_for_result, outcomes_from_npz
 from bench.results import read_result, read_results
@@ -175,6 +175,35 @@ def compare(
                     for s in systems],
         "comparisons": rows,
     }
+
+
+def not_significantly_worse(
+    systems: list[System],
+    key: tuple[str, str] = PRIMARY,
+    *,
+    alpha: float = stats.ALPHA,
+    seed: int = 0,
+    n_permutations: int = stats.N_PERMUTATIONS,
+) -> list[str]:
+    """Names of the systems not significantly worse than the best on ``key`` (the best included).
+
+    The best is the system with the best value (seed-averaged); every other system is tested
+    against it with the paired randomisation test, Holm-adjusted over those comparisons; a system
+    whose adjusted p-value is at least ``alpha`` is not significantly worse. For a leaderboard
+    caption: "not significantly worse than the best: two-sided paired randomisation test, Holm, alpha".
+    """
+    if not systems:
+        return []
+    better = get(key[1]).higher_is_better
+    values = [_values(s, key) for s in systems]
+    points = [float(statistic(v)) for v, statistic in values]
+    best = max(range(len(systems)), key=lambda i: points[i] if better else -points[i])
+    others = [i for i in range(len(systems)) if i != best]
+    p = [stats.permutation_p_value(values[best][0], values[i][0], values[best][1], n_resamples=n_permutations,
+                                   seed=seed)[0] for i in others]
+    adjusted = stats.holm(p)
+    keep = {best} | {i for i, q in zip(others, adjusted) if q >= alpha}
+    return [systems[i].name for i in sorted(keep)]
 
 
 def _fmt(metric: str, value: float) -> str:

@@ -285,6 +285,28 @@ def holm(p_values: list[float]) -> list[float]:
     return adjusted
 
 
+def metric_cis(
+    per_seed: list[Outcomes], *, n_resamples: int = N_BOOTSTRAP, confidence: float = CONFIDENCE, seed: int = 0
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``{direction: {metric: {point, low, high, ...}}}`` for one run (one outcomes) or a seed group.
+
+    One run: :func:`bootstrap_ci`. Several seeds (aligned): :func:`seeds_ci`, whose ``low``/``high``
+    are the combined interval. This is what a result JSON or the leaderboard records as a CI.
+    """
+    if not per_seed:
+        raise ValueError("metric_cis needs the outcomes of at least one run")
+    values = [metric_values(o) for o in per_seed]
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for (direction, key), (_, statistic) in values[0].items():
+        runs = [v[(direction, key)][0] for v in values]
+        if len(runs) == 1:
+            ci: Any = bootstrap_ci(runs[0], statistic, n_resamples=n_resamples, confidence=confidence, seed=seed)
+        else:
+            ci = seeds_ci(runs, statistic, n_resamples=n_resamples, confidence=confidence, seed=seed)
+        out.setdefault(direction, {})[key] = ci.as_dict()
+    return out
+
+
 def format_ci(point: float, low: float, high: float, scale: float = 100.0, decimals: int = 2) -> str:
     """The one compact CI form bench prints: ``"31.25 [30.40, 32.10]"`` (percent for fractions)."""
     return f"{point * scale:.{decimals}f} [{low * scale:.{decimals}f}, {high * scale:.{decimals}f}]"
@@ -292,6 +314,6 @@ def format_ci(point: float, low: float, high: float, scale: float = 100.0, decim
 
 __all__ = [
     "ALPHA", "CI_METHOD", "CONFIDENCE", "N_BOOTSTRAP", "N_PERMUTATIONS", "TEST_NAME", "Interval",
-    "PairedResult", "SeedInterval", "bootstrap_ci", "format_ci", "holm", "metric_values", "paired_test",
+    "PairedResult", "SeedInterval", "bootstrap_ci", "format_ci", "holm", "metric_cis", "metric_values", "paired_test",
     "permutation_p_value", "seeds_ci",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from synthetic_runs import make_run
 
-from bench.compare import compare, load_systems, main, render, resolve_system
+from bench.compare import compare, load_systems, main, not_significantly_worse, render, resolve_system
 from bench.errors import ConfigError, DataError
 
 FAST = ["--permutations", "1000", "--bootstrap", "1000"]
@@ -89,3 +89,11 @@ def test_unknown_system_and_missing_evidence(tmp_path, make_result):
     path.write_text(json.dumps(result))
     with pytest.raises(DataError, match="no per-query sidecar and no test embeddings"):
         systems(tmp_path, "a", "a")
+
+
+def test_systems_not_significantly_worse_than_the_best(tmp_path, make_result):
+    make_run(tmp_path, "best", make_result(), noise=0.5)
+    make_run(tmp_path, "twin", make_result(), noise=0.5, seed=0)  # same embeddings as best: p = 1
+    make_run(tmp_path, "bad", make_result(), noise=3.0, seed=1)
+    found = systems(tmp_path, "bad", "best", "twin")
+    assert not_significantly_worse(found, n_permutations=1000) == ["best", "twin"]

@@ -131,3 +131,18 @@ def test_seeds_ci_combines_query_and_seed_variance():
 
 def test_format_ci_is_compact_and_stable():
     assert stats.format_ci(0.3125, 0.304, 0.321) == "31.25 [30.40, 32.10]"
+
+
+def test_metric_cis_for_one_run_and_a_seed_group():
+    rng = np.random.default_rng(6)
+    aoc = np.repeat(np.arange(30), 3)
+    runs = []
+    for _ in range(3):
+        scores = rng.standard_normal((90, 30)) + 3 * (np.arange(30)[None, :] == aoc[:, None])
+        runs.append(outcomes_from_scores(scores, np.ascontiguousarray(scores.T), aoc))
+    one = stats.metric_cis(runs[:1], n_resamples=1000)
+    assert one["t2a"]["mAP@10"]["point"] == pytest.approx(reduce(runs[0])["t2a"]["mAP@10"])
+    assert set(one) == {"t2a", "a2t"} and "median_rank" in one["t2a"]
+    group = stats.metric_cis(runs, n_resamples=1000)
+    assert group["a2t"]["R@1"]["n_seeds"] == 3
+    assert group["t2a"]["R@5"]["low"] <= group["t2a"]["R@5"]["query_low"]
