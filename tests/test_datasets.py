@@ -313,6 +313,7 @@ def test_combined_leakage_rule(tmp_path):
         check_combination(["clotho", "wavcaps"], [clotho, WavCapsDataset(root, exclusions="none")])
 
 
+@pytest.mark.slow
 def test_plugin_modules_register_and_stay_light():
     import subprocess
     import sys

@@ -117,6 +117,7 @@ def plugin_module():
         sys.path.remove(str(PACKAGE))
 
 
+@pytest.mark.slow
 def test_plugin_module_top_level_imports_are_light() -> None:
     code = ("import sys, bench_example_plugin; "
             "print(sorted(m for m in ('torch', 'numpy', 'transformers') if m in sys.modules))")
@@ -233,6 +234,7 @@ def _bench(installed: SimpleNamespace, *args: str, timeout: float = 300) -> subp
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_bench_ls_lists_the_installed_plugin(installed) -> None:
     proc = _bench(installed, "ls", "--options")
     assert proc.returncode == 0, proc.stderr
@@ -251,6 +253,7 @@ def test_bench_ls_lists_the_installed_plugin(installed) -> None:
         assert line in lines
 
 
+@pytest.mark.slow
 def test_autoload_off_hides_the_plugin_but_not_builtins(installed) -> None:
     env = {**installed.env, "BENCH_DISABLE_PLUGIN_AUTOLOAD": "1"}
     proc = subprocess.run([sys.executable, "-m", "bench", "ls"], env=env, capture_output=True, text=True)
@@ -259,6 +262,7 @@ def test_autoload_off_hides_the_plugin_but_not_builtins(installed) -> None:
     assert "ntxent" in proc.stdout and "cnn" in proc.stdout
 
 
+@pytest.mark.slow
 def test_notebook_snippet_from_the_page_runs(installed) -> None:
     snippet = next(body for lang, body, before in _blocks(DOC.read_text())
                    if lang == "python" and "bench.load(" in body and "Save this as" not in before)
@@ -283,6 +287,7 @@ def test_notebook_snippet_from_the_page_runs(installed) -> None:
     assert (installed.base / "tmp" / "bench-example-tones" / "train" / "tone00.wav").is_file()
 
 
+@pytest.mark.slow
 def test_end_to_end_run_with_the_command_from_the_page(installed) -> None:
     command = next(line for lang, body, _ in _blocks(DOC.read_text()) if lang == "bash"
                    for line in body.splitlines() if line.startswith("bench run "))

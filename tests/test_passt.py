@@ -192,6 +192,7 @@ def ap468_3s():
     return build_passt(pretrained=False, window_seconds=3)
 
 
+@pytest.mark.slow
 def test_random_init_trains_with_finite_gradients(ap468_3s) -> None:
     enc = ap468_3s.train()
     assert enc.embed_dim == 768 and enc.pretrained is False and enc.crop_seconds == 3 and enc.max_seconds == 30
@@ -342,6 +343,7 @@ def test_training_mode_reaches_front_end_and_net(mock_encoder) -> None:
     assert math.isfinite(float(a.detach().sum()))
 
 
+@pytest.mark.slow
 def test_plugin_module_imports_light() -> None:
     import subprocess
 

@@ -159,6 +159,7 @@ def missing_weights(tmp_path_factory):
     return root, proc, wall, cpu
 
 
+@pytest.mark.slow
 def test_missing_weights_fail_fast_with_one_line(missing_weights):
     root, proc, wall, cpu = missing_weights
     assert proc.returncode == 2, proc.stderr[-3000:]

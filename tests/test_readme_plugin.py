@@ -55,6 +55,7 @@ def _env(target: Path, tmp: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)]), "BENCH_CACHE": str(tmp / "cache")}
 
 
+@pytest.mark.slow
 def test_pasted_plugin_is_listed_and_loads(installed, tmp_path):
     env = _env(installed, tmp_path)
     listing = subprocess.run([sys.executable, "-m", "bench", "ls"], env=env, capture_output=True, text=True,
@@ -80,6 +81,7 @@ def test_pasted_plugin_is_listed_and_loads(installed, tmp_path):
     assert harder > plain
 
 
+@pytest.mark.slow
 def test_pasted_plugin_trains(installed, tmp_path):
     env = _env(installed, tmp_path)
     command = [sys.executable, "-m", "bench", "run", "--loss", "margin-nce", "--set", "margin-nce.margin=0.2",

@@ -283,6 +283,7 @@ def test_rendered_audio_matches_metadata(default_specs: list[ev.ClipSpec]) -> No
 # ------------------------------------------------------------------- determinism and caching
 
 
+@pytest.mark.slow
 def test_deterministic_across_dirs_and_workers(tmp_path: Path, tiny_root: Path) -> None:
     # A user script without a __main__ guard, rendering in parallel: must neither hang (as
     # multiprocessing's spawn would, re-running the script) nor change a byte.
@@ -336,6 +337,7 @@ def test_half_generated_root_is_completed_not_used(tmp_path: Path, tiny_root: Pa
     assert not list(root.rglob("*.tmp.*"))
 
 
+@pytest.mark.slow
 def test_killed_generation_resumes(tmp_path: Path, tiny_root: Path) -> None:
     root = tmp_path / "killed"
     code = ("import sys; from bench_plugins.datasets._synth_generate import generate; "
@@ -359,6 +361,7 @@ def test_killed_generation_resumes(tmp_path: Path, tiny_root: Path) -> None:
         assert (root / name).read_bytes() == (tiny_root / name).read_bytes()  # clip RNGs are per index
 
 
+@pytest.mark.slow
 def test_concurrent_generators_do_not_corrupt(tmp_path: Path, tiny_root: Path) -> None:
     root = tmp_path / "shared"
     code = ("from bench_plugins.datasets._synth_generate import generate; "
