@@ -1,0 +1,74 @@
+"""The README's "Writing a logger" example works when pasted into a new package and installed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+TINY = [
+    "--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=12",
+    "--set", "cnn.channels=8,8", "--set", "cnn.n_mels=16", "--set", "cnn.embed_dim=16", "--set", "cnn.crop_seconds=2",
+    "--set", "train.captions_per_audio=1", "--device", "cpu",
+    "--epochs", "2", "--batch-size", "8", "--num-workers", "0", "--proj-dim", "16", "--no-leaderboard",
+]
+
+
+def _section(text: str) -> str:
+    start = text.index("\n## Writing a logger")
+    end = text.find("\n## ", start + 5)
+    return text[start : end if end > 0 else None]
+
+
+def _files(section: str) -> dict[str, str]:
+    """Blocks introduced by a line naming the file: `` `bench-csvlog/x`: `` then a fenced block."""
+    pattern = re.compile(r"^`([^`]+)`:\n\n```[a-z]*\n(.*?)^```", re.S | re.M)
+    return dict(pattern.findall(section))
+
+
+def test_readme_names_every_lifecycle_hook():
+    section = _section(README.read_text())
+    for hook in ("on_run_start", "on_epoch_end", "on_run_end", "on_result_written", "register_loggers"):
+        assert hook in section
+
+
+@pytest.mark.slow
+def test_pasted_logger_writes_one_row_per_epoch(tmp_path):
+    files = _files(_section(README.read_text()))
+    assert set(files) == {"bench-csvlog/pyproject.toml", "bench-csvlog/bench_csvlog.py"}
+    for name, body in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+    target = tmp_path / "site"
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target",
+         str(target), str(tmp_path / "bench-csvlog")],
+        check=True, env=env, capture_output=True, timeout=300,
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)]),
+           "BENCH_CACHE": str(tmp_path / "cache")}
+    work = tmp_path / "work"
+    work.mkdir()
+    bad = subprocess.run([sys.executable, "-m", "bench", "run", "--logger", "csvlog", "--set", "csvlog.filename=a/b"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "a file name, not a path" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (work / "runs").exists()  # refused before anything was written
+    run = subprocess.run([sys.executable, "-m", "bench", "run", *TINY, "--logger", "csvlog"],
+                         cwd=work, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    (result_path,) = (work / "runs" / "results").glob("*.json")
+    result = json.loads(result_path.read_text())
+    with open(work / result["artifacts"]["run_dir"] / "epochs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert [float(r["train_loss"]) for r in rows] == pytest.approx([h["train_loss"] for h in result["history"]])
