@@ -43,7 +43,8 @@ def audio_features(model: DualEncoder, split: SplitData, *, device: torch.device
     with eval_mode(model.audio_encoder):
         for waveforms, lengths, _ in progress(batches, desc=f"{desc} audio", unit="batch"):
             with autocast():
-                parts.append(model.audio_encoder(waveforms.to(device, non_blocking=True), lengths.to(device)).float().cpu())
+                out = model.audio_encoder(waveforms.to(device, non_blocking=True), lengths.to(device))
+                parts.append(out.float().cpu())
     return torch.cat(parts) if parts else torch.zeros(0, model.audio_encoder.embed_dim)
 
 

@@ -1,4 +1,4 @@
-"""bench.metrics held against a literal per-query implementation of SPEC section 2."""
+"""bench.metrics held against a literal per-query implementation of docs/metrics.md."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from bench.metrics import (
 
 
 def ref_t2a(scores, audio_of_caption) -> dict[str, float]:
-    """SPEC §2 t2a, literally: one query at a time, plain Python."""
+    """docs/metrics.md t2a, literally: one query at a time, plain Python."""
     rows = np.asarray(scores, dtype=np.float64).tolist()  # exact for fp16/fp32/fp64 values
     ranks = []
     for i, row in enumerate(rows):
@@ -51,7 +51,7 @@ def ref_t2a(scores, audio_of_caption) -> dict[str, float]:
 
 
 def ref_a2t(scores, audio_of_caption) -> dict[str, float]:
-    """SPEC §2 a2t, literally: sort each audio's captions (score desc, irrelevant first)."""
+    """docs/metrics.md a2t, literally: sort each audio's captions (score desc, irrelevant first)."""
     rows = np.asarray(scores, dtype=np.float64).tolist()
     aoc = [int(a) for a in audio_of_caption]
     firsts, aps = [], []
