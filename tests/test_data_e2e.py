@@ -217,6 +217,7 @@ def test_run_refuses_undecodable_audio_before_training(tmp_path, capsys):
     assert not list((tmp_path / "runs").glob("*/*.pt"))
 
 
+@pytest.mark.slow
 def test_run_with_skip_trains_on_the_rest_and_lists_skipped(tmp_path, capsys):
     root, captions = make_user_csv(tmp_path / "mine")
     code = main(["run", *_csv_args(root, captions), "--set", "csv.on_error=skip", *_run_dirs(tmp_path), *TINY_RUN])
@@ -252,6 +253,7 @@ def test_skip_that_empties_a_split_is_an_error_not_a_run(tmp_path, capsys):
 # ----------------------------------------------------------------------------- combined datasets
 
 
+@pytest.mark.slow
 def test_audiocaps_plus_clotho_trains_and_tests_on_clotho(tmp_path, capsys):
     from bench.data import SplitData
     from bench_plugins.datasets.clotho import ClothoDataset
@@ -355,6 +357,7 @@ def test_manifest_cache_serves_second_validate_and_mtime_invalidates(tmp_path, c
 # -------------------------------------------------------------------------------- audio cache
 
 
+@pytest.mark.slow
 def test_audio_cache_run_matches_uncached_run(tmp_path, capsys):
     # 44.1 kHz stereo, so every load resamples and downmixes. The crop (2 s) covers the whole
     # 1.5 s clip, so both runs read identical samples up to fp16 rounding of the cached copy.

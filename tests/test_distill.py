@@ -23,6 +23,8 @@ from bench import leaderboard
 from bench.cli import main
 from bench.results import read_results
 
+pytestmark = pytest.mark.slow  # every test here trains a model or starts a process
+
 TINY = [
     "--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=12",
     "--set", "cnn.channels=8,8", "--set", "cnn.n_mels=16", "--set", "cnn.embed_dim=16", "--set", "cnn.crop_seconds=2",

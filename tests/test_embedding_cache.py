@@ -263,6 +263,7 @@ def _writer(root: str, key: str, barrier: object, queue: object) -> None:
     queue.put((cache.hits, cache.misses, float(np.asarray(array).sum())))
 
 
+@pytest.mark.slow
 def test_concurrent_writers_end_with_one_valid_entry(tmp_path):
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(2)

@@ -115,6 +115,7 @@ def error_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["combsum", "rrf"])
 def test_fusing_a_run_with_itself_keeps_its_ranking(env: Env, runs: dict[int, dict[str, Any]], method: str) -> None:
     run = runs[0]
@@ -125,6 +126,7 @@ def test_fusing_a_run_with_itself_keeps_its_ranking(env: Env, runs: dict[int, di
     assert fused["chance"] == run["chance"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["combsum", "rrf"])
 def test_weight_zero_leaves_the_other_runs_ranking(env: Env, runs: dict[int, dict[str, Any]], method: str) -> None:
     ids = [runs[0]["run_id"], runs[1]["run_id"]]
@@ -136,6 +138,7 @@ def test_weight_zero_leaves_the_other_runs_ranking(env: Env, runs: dict[int, dic
     assert second["fusion"]["weights"] == [0.0, 1.0]
 
 
+@pytest.mark.slow
 def test_combsum_of_two_runs_matches_a_direct_computation(env: Env, runs: dict[int, dict[str, Any]]) -> None:
     ids = [runs[0]["run_id"], runs[1]["run_id"]]
     fused = fuse_runs(ids, method="combsum", weights=[1.0, 2.0], results_dir=env.results, chunk_size=5)
@@ -156,6 +159,7 @@ def test_combsum_of_two_runs_matches_a_direct_computation(env: Env, runs: dict[i
         assert fused["metrics"]["a2t"][key] == pytest.approx(value, abs=1e-9), key
 
 
+@pytest.mark.slow
 def test_fusion_has_its_own_leaderboard_row(env: Env, runs: dict[int, dict[str, Any]], capsys) -> None:
     ids = [runs[0]["run_id"], runs[1]["run_id"]]
     assert env.fuse(*ids, "--method", "rrf", "--k", "10") == 0
@@ -178,6 +182,7 @@ def copy_result(env: Env, run: dict[str, Any], run_id: str, embeddings: Path | N
     write_result(result, env.results)
 
 
+@pytest.mark.slow
 def test_runs_on_different_test_splits_are_refused(env: Env, runs: dict[int, dict[str, Any]], tmp_path: Path,
                                                    capsys) -> None:
     run = runs[1]
@@ -193,6 +198,7 @@ def test_runs_on_different_test_splits_are_refused(env: Env, runs: dict[int, dic
     assert "01234567" in line
 
 
+@pytest.mark.slow
 def test_missing_test_embeddings_is_a_clear_error(env: Env, runs: dict[int, dict[str, Any]], capsys) -> None:
     copy_result(env, runs[1], "moved-run", None)
     assert env.fuse(runs[0]["run_id"], "moved-run") == 2
@@ -200,11 +206,13 @@ def test_missing_test_embeddings_is_a_clear_error(env: Env, runs: dict[int, dict
     assert "moved-run" in line and "test embeddings" in line and "gone.npz" in line
 
 
+@pytest.mark.slow
 def test_weights_must_match_the_runs(env: Env, runs: dict[int, dict[str, Any]], capsys) -> None:
     assert env.fuse(runs[0]["run_id"], runs[1]["run_id"], "--weights", "1,2,3") == 2
     assert "3 values for 2 runs" in error_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_one_or_unknown_run_is_a_clear_error(env: Env, runs: dict[int, dict[str, Any]], capsys) -> None:
     assert env.fuse(runs[0]["run_id"]) == 2
     assert "at least two" in error_line(capsys.readouterr().err)
@@ -212,17 +220,20 @@ def test_one_or_unknown_run_is_a_clear_error(env: Env, runs: dict[int, dict[str,
     assert "no-such-run" in error_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_weights_that_are_not_numbers_are_one_line(env: Env, runs: dict[int, dict[str, Any]], capsys) -> None:
     assert env.fuse(runs[0]["run_id"], runs[1]["run_id"], "--weights", "a,b") == 2
     assert "--weights" in error_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("k", ["-1", "-60.5"])
 def test_negative_rrf_k_is_refused(env: Env, runs: dict[int, dict[str, Any]], capsys, k: str) -> None:
     assert env.fuse(runs[0]["run_id"], runs[1]["run_id"], "--method", "rrf", f"--k={k}") == 2
     assert "--k" in error_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", ["nan,1", "0,0", "-1,1"])
 def test_weights_must_be_finite_nonnegative_and_not_all_zero(env: Env, runs: dict[int, dict[str, Any]], capsys,
                                                              weights: str) -> None:

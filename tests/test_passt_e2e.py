@@ -179,6 +179,7 @@ def test_missing_weights_fail_fast_with_one_line(missing_weights):
     print(f"missing weights: exit 2 after {wall:.1f} s wall, {cpu:.1f} CPU s")
 
 
+@pytest.mark.slow
 def test_missing_weights_write_no_checkpoint_or_result(missing_weights):
     root, proc, _, _ = missing_weights
     assert proc.returncode == 2
@@ -188,6 +189,7 @@ def test_missing_weights_write_no_checkpoint_or_result(missing_weights):
     assert not (root / "torch_home").exists() or not any((root / "torch_home").rglob("*"))
 
 
+@pytest.mark.slow
 def test_missing_weights_leave_no_run_directory(missing_weights):
     root, proc, _, _ = missing_weights
     assert proc.returncode == 2

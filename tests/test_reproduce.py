@@ -34,6 +34,7 @@ def _result(run_id: str, commit: str | None, dirty: bool = False, **extra) -> di
     return {"run_id": run_id, "provenance": {"git_commit": commit, "git_dirty": dirty}, **extra}
 
 
+@pytest.mark.slow
 def test_result_of_current_code_passes_and_docs_only_change_is_fine(repo: Path) -> None:
     first = _git(repo, "rev-parse", "HEAD")
     (repo / "leaderboard" / "README.md").write_text("new table\n")
@@ -42,6 +43,7 @@ def test_result_of_current_code_passes_and_docs_only_change_is_fine(repo: Path) 
     assert provenance_problems([_result("a", first)], repo, {}) == []
 
 
+@pytest.mark.slow
 def test_code_change_after_the_result_is_named(repo: Path) -> None:
     first = _git(repo, "rev-parse", "HEAD")
     (repo / "bench" / "core.py").write_text("x = 2\n")
@@ -52,6 +54,7 @@ def test_code_change_after_the_result_is_named(repo: Path) -> None:
     assert provenance_problems([_result("a", first)], repo, {first[:7]: "expensive"}) == []
 
 
+@pytest.mark.slow
 def test_dirty_unknown_and_missing_commits_are_refused(repo: Path) -> None:
     head = _git(repo, "rev-parse", "HEAD")
     problems = provenance_problems(
@@ -60,6 +63,7 @@ def test_dirty_unknown_and_missing_commits_are_refused(repo: Path) -> None:
     assert "uncommitted" in problems[0] and "unknown" in problems[1] and "history" in problems[2]
 
 
+@pytest.mark.slow
 def test_fusion_checks_its_members_commits(repo: Path) -> None:
     first = _git(repo, "rev-parse", "HEAD")
     (repo / "bench" / "core.py").write_text("x = 3\n")

@@ -133,6 +133,7 @@ def test_lookup_reads_rows_by_pair_index_not_by_caption(tmp_path: Path, twin_spl
     assert len(ensemble) == 2 and ensemble.run_ids == ["a", "b"]
 
 
+@pytest.mark.slow
 def test_store_is_memory_mapped_fp16(twin_store: Path, twin_split: SplitData) -> None:
     member = TeacherEmbeddings(twin_store, twin_split)
     assert isinstance(member.audio, np.memmap) and isinstance(member.text, np.memmap)
@@ -149,6 +150,7 @@ def test_empty_ensemble_is_refused() -> None:
 
 
 # -- building the store ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_store_holds_the_teachers_embeddings_per_pair(teacher: Path, twin_store: Path, twin_split: SplitData) -> None:
     from bench.audio import load_audio
 
@@ -180,6 +182,7 @@ def test_store_holds_the_teachers_embeddings_per_pair(teacher: Path, twin_store:
     np.testing.assert_array_equal(audio_rows[0].numpy(), stored_audio[[0, 1]].astype(np.float32))
 
 
+@pytest.mark.slow
 def test_store_is_reused_without_recomputing(teacher: Path, twin_store: Path, twin_split: SplitData,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import bench.evaluate
@@ -196,6 +199,7 @@ def test_store_is_reused_without_recomputing(teacher: Path, twin_store: Path, tw
     assert {p.name: p.stat().st_mtime_ns for p in twin_store.iterdir()} == stamps
 
 
+@pytest.mark.slow
 def test_store_without_meta_is_rebuilt(teacher: Path, twin_store: Path, twin_split: SplitData) -> None:
     audio = np.load(twin_store / "audio.npy")
     text = np.load(twin_store / "text.npy")
@@ -209,6 +213,7 @@ def test_store_without_meta_is_rebuilt(teacher: Path, twin_store: Path, twin_spl
     assert TeacherEmbeddings(twin_store, twin_split).audio.shape == (twin_split.n_audios, DIM)
 
 
+@pytest.mark.slow
 def test_store_of_another_split_is_refused(teacher: Path, twin_store: Path, twin_split: SplitData,
                                            train_split: SplitData, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="another training split") as info:
@@ -231,6 +236,7 @@ def test_teacher_without_checkpoint_is_a_clear_error(tmp_path: Path, train_split
     assert not (unfinished / "teacher_store").exists()
 
 
+@pytest.mark.slow
 def test_store_reads_a_frozen_teacher_tower_from_the_embedding_cache(teacher: Path, train_split: SplitData,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The teacher run cached its frozen MiniLM outputs for this training split; the store reuses them."""

@@ -214,6 +214,7 @@ def test_audio_cache_propagates_audio_errors(tmp_path):
         cache.load(tmp_path / "z.wav", 16000)
 
 
+@pytest.mark.slow
 def test_audio_cache_concurrent_processes(tmp_path):
     """Several processes filling the same entries at once all get the same, complete arrays."""
     import subprocess
