@@ -82,7 +82,22 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--plot", metavar="DIR", help="also draw one bar chart per benchmark into DIR")
 
     sub.add_parser("presets", help="list the presets `bench run --preset` accepts")
+    for module in _command_modules():
+        module.add_parser(sub)
     return parser
+
+
+# Further subcommands live in their own modules, each with ``NAME`` (the subcommand),
+# ``add_parser(subparsers)`` and ``run(args) -> int``; listing a module here is all it takes.
+COMMAND_MODULES: tuple[str, ...] = (
+    "bench.cli_reproduce",
+)
+
+
+def _command_modules() -> list:
+    import importlib
+
+    return [importlib.import_module(name) for name in COMMAND_MODULES]
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -213,8 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 0
+    command = COMMANDS.get(args.command) or {m.NAME: m.run for m in _command_modules()}[args.command]
     try:
-        return COMMANDS[args.command](args)
+        return command(args)
     except BenchError as exc:
         message = " ".join(str(exc).split())
         print(f"bench {args.command}: error: {message}", file=sys.stderr)
