@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"{new['run_id']} does not reproduce {old['run_id']} ({len(mismatches)} metric(s) differ):")
             for line in mismatches:
                 print(f"  {line}")
+            threads = [(r.get("provenance", {}).get("numerics") or {}).get("torch_threads",
+                        (r.get("timings") or {}).get("torch_threads")) for r in (old, new)]
+            if threads[0] != threads[1]:
+                print(f"  (the committed result used {threads[0]} torch threads, this one {threads[1]}: "
+                      "CPU results are bit-identical only at the same thread count; set OMP_NUM_THREADS)")
         else:
             print(f"{new['run_id']} reproduces {old['run_id']}: every metric is identical")
     return 1 if failed else 0

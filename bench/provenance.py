@@ -88,6 +88,30 @@ def source_info() -> dict[str, Any]:
     return {"source": "package", "commit": None, "dirty": None}
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform module knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def numerics() -> dict[str, Any]:
+    """What a CPU run's bits depend on (see README, "Reproducibility"): threads, BLAS, CPU model."""
+    import torch
+
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        "cpu": cpu_model(),
+    }
+
+
 def provenance(device: str, plugins: dict[str, Any]) -> dict[str, Any]:
     """The ``provenance`` block of a result."""
     from bench import __version__
@@ -103,6 +127,7 @@ def provenance(device: str, plugins: dict[str, Any]) -> dict[str, Any]:
         "packages": package_versions(),
         "platform": platform.platform(),
         "device": device,
+        "numerics": numerics(),
         "plugins": plugins,
         "argv": sys.argv[1:],
     }
