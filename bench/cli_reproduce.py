@@ -22,7 +22,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(NAME, help="check fresh results against the committed ones, bit for bit",
                             description="Check fresh results against the committed ones: every metric must be identical.")
     parser.add_argument("results", nargs="+", metavar="RESULT", help="fresh result JSON files (or directories)")
-    parser.add_argument("--against", default="leaderboard/results", help="the committed results directory")
+    parser.add_argument("--against", default="leaderboard/results",
+                        help="the committed results directory, or one result file to compare with directly")
     parser.add_argument("--replace", action="store_true",
                         help="move the fresh results into --against, replacing those they supersede")
 
@@ -47,11 +48,12 @@ def run(args: argparse.Namespace) -> int:
     from bench.results import read_result, read_results
 
     against = Path(args.against)
-    committed = read_results(against)
+    # --against FILE compares with that one result, whatever its configuration (benchmarks/determinism.sh).
+    committed = [read_result(against)] if against.is_file() else read_results(against)
     failed = False
     for path in _result_files(args.results):
         new = read_result(path)
-        old = matching_committed(new, committed)
+        old = committed[0] if against.is_file() else matching_committed(new, committed)
         if args.replace:
             if old is not None:
                 for stale in against.glob(f"{old['run_id']}*"):
