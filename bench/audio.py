@@ -7,8 +7,10 @@ as data, never as a soundfile traceback.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
+import struct
 from dataclasses import dataclass
 from math import gcd
 from pathlib import Path
@@ -17,7 +19,7 @@ import numpy as np
 
 from bench.errors import DataError
 
-__all__ = ["AudioError", "AudioInfo", "audio_info", "load_audio", "resample"]
+__all__ = ["AudioError", "AudioInfo", "AudioScan", "audio_info", "load_audio", "resample", "scan_audio"]
 
 
 class AudioError(DataError):
@@ -155,3 +157,122 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int, *, offset_seconds
     # encoders' contract is [-1, 1].
     np.clip(out, -1.0, 1.0, out=out)
     return out
+
+
+@dataclass(frozen=True)
+class AudioScan:
+    """What a whole-file decode found (see :func:`scan_audio`).
+
+    ``frames`` is what libsndfile reports (it clamps a header's length to the file),
+    ``declared_frames`` what the container header itself claims (WAV data chunk, FLAC
+    STREAMINFO; None when unknown or not recorded), ``decoded_frames`` what actually decoded.
+    ``content_hash`` hashes the decoded float32 samples with the rate and channel count, so a
+    lossless re-encode of the same audio (WAV <-> FLAC, PCM_16 <-> PCM_24 of the same values) has
+    the same hash.
+    """
+
+    frames: int
+    declared_frames: int | None
+    decoded_frames: int
+    sample_rate: int
+    channels: int
+    peak: float
+    first_nonfinite_s: float | None
+    n_nonfinite: int
+    content_hash: str
+
+    @property
+    def duration(self) -> float:
+        return self.decoded_frames / float(self.sample_rate)
+
+
+def declared_frames(path: str | os.PathLike[str]) -> int | None:
+    """The frame count a WAV or FLAC header declares, read from the raw bytes (None if unknown).
+
+    libsndfile silently clamps a WAV data chunk that claims more than the file holds, so a
+    truncated download looks complete through ``soundfile.info``; this reads the claim itself.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if head[:4] == b"fLaC":
+                fh.seek(4)
+                block = fh.read(4 + 34)
+                if len(block) < 38 or (block[0] & 0x7F) != 0:
+                    return None
+                info = block[4:]
+                total = ((info[13] & 0x0F) << 32) | struct.unpack(">I", info[14:18])[0]
+                return total or None  # 0 means "unknown" in FLAC
+            if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return None
+            block_align = 0
+            while True:
+                chunk = fh.read(8)
+                if len(chunk) < 8:
+                    return None
+                cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    fmt = fh.read(size + (size & 1))
+                    if len(fmt) < 14:
+                        return None
+                    block_align = struct.unpack("<H", fmt[12:14])[0]
+                elif cid == b"data":
+                    # 0 and 0xFFFFFFFF are what streaming writers leave when they cannot seek back.
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    fh.seek(size + (size & 1), os.SEEK_CUR)
+    except (OSError, struct.error, IndexError):
+        return None
+
+
+def scan_audio(path: str | os.PathLike[str], block_frames: int = 1 << 16) -> AudioScan:
+    """Decode the whole of ``path`` in blocks of ``block_frames`` frames (bounded memory).
+
+    Returns frame counts, peak, the time of the first non-finite sample and a content hash.
+    Raises :class:`AudioError` (one line, naming the file) if it cannot be opened or decoded.
+    """
+    import soundfile as sf
+
+    p = Path(path)
+    _check_file(p)
+    digest = hashlib.blake2b(digest_size=16)
+    peak = 0.0
+    decoded = 0
+    first_bad: float | None = None
+    n_bad = 0
+    try:
+        with sf.SoundFile(str(p)) as f:
+            sr, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
+            if sr <= 0 or channels <= 0:
+                raise AudioError(f"{p}: invalid header (sample rate {sr}, {channels} channels)")
+            digest.update(f"{sr}:{channels}:".encode())
+            buf = np.empty((block_frames, channels), dtype=np.float32)
+            while True:
+                blk = f.read(frames=block_frames, dtype="float32", always_2d=True, out=buf)
+                n = len(blk)
+                if n == 0:
+                    break
+                digest.update(memoryview(blk).cast("B"))
+                hi, lo = float(blk.max()), float(blk.min())
+                if math.isfinite(hi) and math.isfinite(lo):
+                    peak = max(peak, hi, -lo)
+                else:
+                    finite = np.isfinite(blk)
+                    bad_rows = np.flatnonzero(~finite.all(axis=1))
+                    if first_bad is None:
+                        first_bad = (decoded + int(bad_rows[0])) / sr
+                    n_bad += int((~finite).sum())
+                    if finite.any():
+                        peak = max(peak, float(np.abs(blk[finite]).max()))
+                decoded += n
+                if n < block_frames:
+                    break
+    except AudioError:
+        raise
+    except Exception as exc:  # libsndfile raises several types
+        raise AudioError(f"{p}: {_reason(p, exc)}") from None
+    return AudioScan(frames=frames, declared_frames=declared_frames(p), decoded_frames=decoded, sample_rate=sr,
+                     channels=channels, peak=peak, first_nonfinite_s=first_bad, n_nonfinite=n_bad,
+                     content_hash=digest.hexdigest())

@@ -84,17 +84,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _relaunch_with_torchrun(args)
     _init_distributed()
     from bench import distributed as dist
-    from bench import grid
+    from bench import grid, interrupts
     from bench.lifecycle import check_loggers
     from bench.registry import get_registry
 
-    registry = get_registry()
-    configs = _resumed_configs(args, registry) if args.resume else _grid_configs(args, registry)
-    check_loggers(registry, configs[0].loggers)  # a logger that cannot start fails before training
-    results = grid.run_grid(configs, force=args.force)
+    with interrupts.handling():
+        try:
+            registry = get_registry()
+            configs = _resumed_configs(args, registry) if args.resume else _grid_configs(args, registry)
+            check_loggers(registry, configs[0].loggers)  # a logger that cannot start fails before training
+            results = grid.run_grid(configs, force=args.force)
+            interrupts.check()  # a signal whose exception a finalizer swallowed still ends the command
+        except interrupts.Interrupted as exc:
+            return _stopped(exc)
     if not args.no_leaderboard and results and dist.is_main_process():
         _show_leaderboard(configs[0].results_dir, results[-1])
     return 0
+
+
+def _stopped(exc: Any) -> int:
+    """The one line printed when SIGINT/SIGTERM stopped ``bench run``; 128 + the signal's number."""
+    from bench import interrupts
+    from bench.config import DEFAULT_RUNS_DIR
+
+    print(f"bench: interrupted ({exc}); {interrupts.resume_hint(Path(DEFAULT_RUNS_DIR))}", file=sys.stderr,
+          flush=True)
+    return int(exc.exit_code)
 
 
 def _resumed_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
@@ -103,7 +118,13 @@ def _resumed_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
     from bench.grid import config_for_resume, latest_run
 
     runs_dir = Path(args.runs_dir or DEFAULT_RUNS_DIR)
-    run_id = latest_run(runs_dir) if args.resume == "latest" else args.resume
+    if args.resume == "latest":
+        # Resolved within what the command line names: its --results-dir and, when it names
+        # components or seeds, those combinations; never silently some other run.
+        results_dir = Path(args.results_dir) if args.results_dir else None
+        run_id = latest_run(runs_dir, results_dir=results_dir, combinations=_named_combinations(args, registry))
+    else:
+        run_id = args.resume
     cfg = config_for_resume(run_id, runs_dir)
     select_device(args.device or cfg.device)  # fail before any data or model work
     if args.device:
@@ -115,6 +136,16 @@ def _resumed_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
         cfg.loggers = tuple(component_spec(registry, "logger", name, sets.get(name, {}))
                             for name in split_list(args.logger))
     return [cfg]
+
+
+def _named_combinations(args: argparse.Namespace, registry: Any) -> set[tuple[str, int]] | None:
+    """(combination id, seed) of the grid the flags name, or None when no flag names one."""
+    from bench.run import combination_id
+
+    named = ("dataset", "encoder", "text_encoder", "loss", "seed", "preset")
+    if all(getattr(args, key, None) is None for key in named):  # --set alone may be a logger's option
+        return None
+    return {(combination_id(cfg), cfg.seed) for cfg in _grid_configs(args, registry)}
 
 
 def _grid_configs(args: argparse.Namespace, registry: Any) -> list[Any]:

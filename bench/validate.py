@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.atomic import atomic_write_text
+from bench.audio_checks import SILENCE_PEAK, ValidationOptions, judge, options_of
 from bench.cache_dir import MANIFESTS, cache_root
+from bench.duplicates import log_warnings, mark_duplicates
 from bench.validation_report import (
     ON_ERROR_CHOICES,
     BadEntry,
@@ -47,10 +49,12 @@ __all__ = [
     "validate_split",
     "validate_split_cached",
     "ON_ERROR_CHOICES",
+    "ValidationOptions",
 ]
+FLAGS = ("multichannel", "above_target_rate", "long", "silent")
 
 # Bump when the checks change so that old cached manifests are not trusted.
-_VALIDATOR_VERSION = 1
+_VALIDATOR_VERSION = 2  # 2: whole-file decode, content hashes, warnings
 
 
 def _escapes(path: Path, root: Path) -> bool:
@@ -61,31 +65,34 @@ def _escapes(path: Path, root: Path) -> bool:
     return os.path.commonpath([p, r]) != r
 
 
-def _decode_check(path: Path, read_seconds: float) -> tuple[str | None, tuple[int, int, int] | None]:
-    """Header + a bounded read. Returns (reason or None, (frames, sample_rate, channels))."""
-    from bench.audio import AudioError, audio_info, load_audio
+def _decode_check(path: Path, opts: ValidationOptions, target_rate: int | None) -> dict[str, Any]:
+    """Decode the whole file in blocks and judge it; a dict with reason/warning/info/flags/hash."""
+    from bench.audio import AudioError, scan_audio
 
     try:
-        info = audio_info(path)
-        if info.frames <= 0:
-            return "file holds no audio frames", None
-        # Decode at the native rate (no resampling cost): we only want to know it decodes.
-        load_audio(path, info.sample_rate, max_seconds=read_seconds)
+        scan = scan_audio(path)
     except AudioError as exc:
         msg = str(exc)
         prefix = f"{path}: "
-        return (msg[len(prefix):] if msg.startswith(prefix) else msg), None
-    return None, (info.frames, info.sample_rate, info.channels)
+        return {"reason": msg[len(prefix):] if msg.startswith(prefix) else msg}
+    verdict = judge(scan, opts, target_rate)
+    # Silent files are all alike and already reported as silent; grouping them as identical
+    # audio (or as leakage) would add noise, not information.
+    digest = scan.content_hash if scan.peak >= SILENCE_PEAK else None
+    return {"reason": verdict.reason, "warning": verdict.warning, "flags": verdict.flags,
+            "info": (scan.decoded_frames, scan.sample_rate, scan.channels), "hash": digest}
 
 
 def validate_split(items: Sequence[Any], *, sample_rate: int | None = None, root: str | os.PathLike[str] | None = None,
-                   split: str = "?", decode: bool = True, read_seconds: float = 1.0,
-                   expected_captions: int | None = None, prior_bad: Iterable[BadEntry] = (),
-                   workers: int | None = None) -> ValidationReport:
+                   split: str = "?", decode: bool = True, expected_captions: int | None = None,
+                   prior_bad: Iterable[BadEntry] = (), workers: int | None = None,
+                   options: ValidationOptions | None = None) -> ValidationReport:
     """Check every item of one split and return a :class:`ValidationReport`.
 
-    ``root``: paths that leave it (``../``) are bad. ``decode``: read each header and the first
-    ``read_seconds`` and check the samples are finite (otherwise only existence and size).
+    ``root``: paths that leave it (``../``) are bad. ``decode``: decode every file completely, in
+    blocks, and judge it under ``options`` (:mod:`bench.audio_checks`: length vs header,
+    non-finite samples, minimum duration, sample-rate range, silence) and hash its samples for
+    the duplicate checks; otherwise only existence and size are checked.
     ``expected_captions``: exact caption count per item, else at least one. ``sample_rate`` is
     the rate audio will be resampled to; it is recorded, and native rates are summarised.
     ``prior_bad``: entries the dataset already rejected while parsing, kept in the report.
@@ -155,19 +162,29 @@ def validate_split(items: Sequence[Any], *, sample_rate: int | None = None, root
 
     durations: list[float] = []
     rates: Counter[int] = Counter()
+    flags: Counter[str] = Counter()
+    warnings: list[BadEntry] = []
+    hashes: list[str | None] = [None] * len(items)
+    opts = options or ValidationOptions()
     if decode and to_decode:
         n = workers or min(8, (os.cpu_count() or 1) * 2)
-        # libsndfile releases the GIL while decoding, so threads overlap I/O and decoding.
+        # libsndfile, hashlib and numpy release the GIL on large blocks, so threads overlap
+        # I/O, decoding and hashing.
         with ThreadPoolExecutor(max_workers=n) as pool:
-            results = list(pool.map(lambda t: _decode_check(t[1], read_seconds), to_decode))
-        for (idx, path), (reason, info) in zip(to_decode, results):
+            results = list(pool.map(lambda t: _decode_check(t[1], opts, sample_rate), to_decode))
+        for (idx, path), res in zip(to_decode, results):
             aid = str(items[idx].audio_id)
-            if reason is not None:
-                reject(idx, aid, str(path), reason)
-            else:
-                assert info is not None
-                durations.append(info[0] / info[1])
-                rates[info[1]] += 1
+            if res.get("hash"):
+                hashes[idx] = res["hash"]
+            if res["reason"] is not None:
+                reject(idx, aid, str(path), res["reason"])
+                continue
+            frames, sr, _channels = res["info"]
+            durations.append(frames / sr)
+            rates[sr] += 1
+            flags.update(res["flags"])
+            if res["warning"]:
+                warnings.append(BadEntry(split, aid, str(path), res["warning"]))
 
     cap_counts = Counter(len(list(it.captions)) for i, it in enumerate(items) if i not in bad_idx)
     stats: dict[str, Any] = {
@@ -175,12 +192,14 @@ def validate_split(items: Sequence[Any], *, sample_rate: int | None = None, root
         "target_sample_rate": sample_rate,
         "caption_counts": {str(k): v for k, v in sorted(cap_counts.items())},
         "n_captions": sum(k * v for k, v in cap_counts.items()),
+        **{f"n_{flag}": flags.get(flag, 0) for flag in FLAGS},
     }
     if durations:
         stats.update(duration_min=min(durations), duration_max=max(durations),
                      duration_mean=sum(durations) / len(durations), duration_total=sum(durations),
                      sample_rates={str(k): v for k, v in sorted(rates.items())})
-    return ValidationReport(split=split, items=items, bad=bad, stats=stats, bad_indices=bad_idx)
+    return ValidationReport(split=split, items=items, bad=bad, stats=stats, bad_indices=bad_idx,
+                            warnings=warnings, hashes=hashes)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,8 +233,8 @@ def validate_split_cached(items: Sequence[Any], *, cache_dir: str | os.PathLike[
     items = list(items)
     prior = list(kwargs.get("prior_bad", ()))
     params = {"v": _VALIDATOR_VERSION, "dataset": dataset_key or {}, "prior": [list(b) for b in prior],
-              **{k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in kwargs.items()
-                 if k not in ("prior_bad", "workers")}}
+              **{k: (str(v) if isinstance(v, os.PathLike) else v.to_dict() if isinstance(v, ValidationOptions) else v)
+                 for k, v in kwargs.items() if k not in ("prior_bad", "workers")}}
     key = _manifest_key(items, params)
     path = Path(cache_dir) if cache_dir is not None else cache_root()
     path = path / MANIFESTS / f"{key}.json"
@@ -224,13 +243,15 @@ def validate_split_cached(items: Sequence[Any], *, cache_dir: str | os.PathLike[
         if data.get("v") == _VALIDATOR_VERSION and data.get("n_items") == len(items):
             return ValidationReport(split=data["split"], items=items,
                                     bad=[BadEntry(**b) for b in data["bad"]], stats=data["stats"],
-                                    bad_indices=set(data["bad_indices"]), from_cache=True)
+                                    bad_indices=set(data["bad_indices"]), from_cache=True,
+                                    warnings=[BadEntry(**w) for w in data["warnings"]], hashes=data["hashes"])
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no entry or a damaged one: validate again and rewrite it
     report = validate_split(items, **kwargs)
     payload = {"v": _VALIDATOR_VERSION, "split": report.split, "n_items": len(items),
                "bad": [b._asdict() for b in report.bad], "stats": report.stats,
-               "bad_indices": sorted(report.bad_indices)}
+               "bad_indices": sorted(report.bad_indices),
+               "warnings": [w._asdict() for w in report.warnings], "hashes": report.hashes}
     try:
         atomic_write_text(path, json.dumps(payload))
     except OSError:
@@ -240,14 +261,19 @@ def validate_split_cached(items: Sequence[Any], *, cache_dir: str | os.PathLike[
 
 def validate_dataset(dataset: Any, splits: Sequence[str] = ("train", "val", "test"), *,
                      sample_rate: int | None = None, root: str | os.PathLike[str] | None = None,
-                     decode: bool = True, read_seconds: float = 1.0,
-                     cache_dir: str | os.PathLike[str] | None | bool = None) -> dict[str, ValidationReport]:
+                     decode: bool = True, cache_dir: str | os.PathLike[str] | None | bool = None,
+                     options: ValidationOptions | None = None) -> dict[str, ValidationReport]:
     """Validate the given splits of ``dataset``; returns ``{split: ValidationReport}``.
 
     ``root`` defaults to ``dataset.root`` when the dataset has one. Entries the dataset already
     skipped while parsing (its ``skipped(split)`` method, if any) are included as bad entries.
     ``cache_dir=False`` disables the manifest cache; ``None`` uses :func:`bench.cache_dir.cache_root`.
+    ``options`` default to the dataset's own (:func:`bench.audio_checks.options_of`). After
+    the splits are checked, identical audio is grouped (:func:`bench.duplicates.mark_duplicates`):
+    within a split a warning, across splits a bad entry of the later split (or a warning with
+    ``on_leak="warn"``). Warnings are logged, one line per kind.
     """
+    opts = options or options_of(dataset)
     if root is None:
         root = getattr(dataset, "root", None)
     reports: dict[str, ValidationReport] = {}
@@ -256,7 +282,7 @@ def validate_dataset(dataset: Any, splits: Sequence[str] = ("train", "val", "tes
         skipped_fn = getattr(dataset, "skipped", None)
         prior = list(skipped_fn(name)) if callable(skipped_fn) else []
         kwargs: dict[str, Any] = dict(sample_rate=sample_rate, root=root, split=name, decode=decode,
-                                      read_seconds=read_seconds, prior_bad=prior)
+                                      prior_bad=prior, options=opts)
         if cache_dir is False:
             reports[name] = validate_split(items, **kwargs)
         else:
@@ -264,4 +290,6 @@ def validate_dataset(dataset: Any, splits: Sequence[str] = ("train", "val", "tes
                    "options": getattr(dataset, "options", None)}
             reports[name] = validate_split_cached(items, cache_dir=None if cache_dir is True else cache_dir,
                                                   dataset_key=key, **kwargs)
+    mark_duplicates(reports, splits, opts.on_leak)
+    log_warnings(reports.values())
     return reports

@@ -61,7 +61,9 @@ class ValidationReport:
 
     ``items`` are the items checked, ``bad`` the unusable entries (including entries a dataset
     already rejected while parsing its CSV, e.g. missing AudioCaps clips), ``stats`` durations,
-    native sample rates and caption counts of the usable items.
+    native sample rates, caption counts and counts of multichannel/resampled/long/silent files
+    among the usable items. ``warnings`` are usable entries worth a look (silence, identical
+    audio); ``hashes`` the content hash of each item's decoded audio (None if not decoded).
     """
 
     split: str
@@ -70,6 +72,8 @@ class ValidationReport:
     stats: dict[str, Any] = field(default_factory=dict)
     from_cache: bool = False
     bad_indices: set[int] = field(default_factory=set)  # positions in ``items`` that are bad
+    warnings: list[BadEntry] = field(default_factory=list)
+    hashes: list[str | None] = field(default_factory=list)
 
     @property
     def ok_items(self) -> list[Any]:
@@ -98,6 +102,17 @@ class ValidationReport:
             parts.append("captions per item " + ", ".join(f"{k}: {v}" for k, v in s["caption_counts"].items()))
         if s.get("target_sample_rate"):
             parts.append(f"resampled to {s['target_sample_rate']} Hz on load")
+        counted = [(s.get("n_multichannel"), "multichannel (mixed to mono)"),
+                   (s.get("n_above_target_rate"), "above the target rate (resampled down)"),
+                   (s.get("n_long"), "longer than 10 min (cropped to the encoder's max_seconds)"),
+                   (s.get("n_silent"), "silent")]
+        accepted = [f"{n} {what}" for n, what in counted if n]
+        if accepted:
+            parts.append("accepted " + ", ".join(accepted))
+        if self.warnings:
+            kinds = Counter(_reason_kind(w.reason) for w in self.warnings)
+            listed = ", ".join(f"{n} {r}" for r, n in kinds.most_common())
+            parts.append(f"{len(self.warnings)} warning(s) ({listed})")
         if self.from_cache:
             parts.append("(from manifest cache)")
         return "; ".join(parts) + "."
@@ -114,6 +129,7 @@ class ValidationReport:
             "n_ok": len(self.ok_items),
             "n_bad": len(self.bad),
             "bad": [b._asdict() for b in self.bad],
+            "warnings": [w._asdict() for w in self.warnings],
             "stats": self.stats,
             "summary": self.summary(),
         }
@@ -125,7 +141,9 @@ class ValidationReport:
 
 def _reason_kind(reason: str) -> str:
     r = reason.lower()
-    for key, label in (("not found", "missing"), ("missing", "missing"), ("empty (0 bytes)", "empty file"),
+    for key, label in (("identical audio", "identical audio"), ("header says", "length differs from header"),
+                       ("too short", "too short"), ("sample rate", "bad sample rate"), ("silent", "silent"),
+                       ("not found", "missing"), ("missing", "missing"), ("empty (0 bytes)", "empty file"),
                        ("nan", "non-finite"), ("not an audio", "not audio"), ("header", "bad header"),
                        ("duplicate", "duplicate"), ("outside", "path escapes root"),
                        ("caption", "caption problem"), ("decode", "undecodable")):

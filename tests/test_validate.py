@@ -38,7 +38,7 @@ def messy(tmp_path):
     """One good item and one item for each kind of problem, with the reason each must get."""
     root = tmp_path / "data"
     _wav(root / "good.wav", sr=44100)
-    _wav(root / "short.wav", seconds=0.05, sr=48000)
+    _wav(root / "short.wav", seconds=0.15, sr=48000)  # short, but above the 0.1 s minimum
     (root / "zero.wav").write_bytes(b"")
     (root / "text.wav").write_text("definitely not audio\n")
     (root / "trunc.wav").write_bytes((root / "good.wav").read_bytes()[:20])
@@ -88,7 +88,7 @@ def test_every_bad_entry_named(messy):
     assert [it.audio_id for it in rep.ok_items] == ["good.wav", "short.wav"]
     assert len(rep.bad) == len(items) - 2
     assert rep.stats["sample_rates"] == {"44100": 1, "48000": 1}
-    assert rep.stats["duration_min"] == pytest.approx(0.05, abs=1e-3)
+    assert rep.stats["duration_min"] == pytest.approx(0.15, abs=1e-3)
     summary = rep.summary()
     assert "\n" not in summary and "2 usable item(s) of 13" in summary and "11 bad" in summary
     data = json.loads(rep.to_json())

@@ -17,6 +17,7 @@ import string
 from typing import Any, Literal
 
 from bench import hookimpl
+from bench.audio_checks import attach_validation
 from bench.errors import ConfigError
 from bench.items import Item
 from bench.validate import BadEntry
@@ -33,7 +34,10 @@ def register_datasets(register: Any) -> None:
 
 
 def build_audiocaps(root: str = "", audio_dir: str = "audio/{split}", pattern: str = "{youtube_id}.wav",
-                    on_error: Literal["raise", "skip"] = "raise") -> Any:
+                    on_error: Literal["raise", "skip"] = "raise",
+                    min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+                    on_silence: Literal["error", "warn", "ignore"] = "warn",
+                    on_leak: Literal["error", "warn"] = "error") -> Any:
     """AudioCaps from ``root`` (default ``$BENCH_DATA/audiocaps``).
 
     ``audio_dir`` (relative to root, may use ``{split}``) and ``pattern`` (file name, may use
@@ -41,8 +45,9 @@ def build_audiocaps(root: str = "", audio_dir: str = "audio/{split}", pattern: s
     """
     from bench_plugins.datasets._common import resolve_root
 
-    return AudioCapsDataset(resolve_root("audiocaps", root, subdir="audiocaps"), audio_dir=audio_dir,
-                            pattern=pattern, on_error=on_error)
+    dataset = AudioCapsDataset(resolve_root("audiocaps", root, subdir="audiocaps"), audio_dir=audio_dir,
+                               pattern=pattern, on_error=on_error)
+    return attach_validation(dataset, min_duration, min_sample_rate, max_sample_rate, on_silence, on_leak)
 
 
 def _check_template(option: str, value: str) -> None:

@@ -15,6 +15,7 @@ import os
 from typing import Any, Literal
 
 from bench import hookimpl
+from bench.audio_checks import attach_validation
 from bench.errors import ConfigError
 from bench.items import Item
 from bench.validate import BadEntry
@@ -33,11 +34,15 @@ def register_datasets(register: Any) -> None:
     register("clotho", build_clotho)
 
 
-def build_clotho(root: str = "", on_error: Literal["raise", "skip"] = "raise") -> Any:
+def build_clotho(root: str = "", on_error: Literal["raise", "skip"] = "raise",
+                 min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+                 on_silence: Literal["error", "warn", "ignore"] = "warn",
+                 on_leak: Literal["error", "warn"] = "error") -> Any:
     """ClothoV2 from ``root`` (default ``$BENCH_DATA/clotho``); ``on_error``: raise or skip."""
     from bench_plugins.datasets._common import resolve_root
 
-    return ClothoDataset(resolve_root("clotho", root, subdir="clotho"), on_error=on_error)
+    return attach_validation(ClothoDataset(resolve_root("clotho", root, subdir="clotho"), on_error=on_error),
+                             min_duration, min_sample_rate, max_sample_rate, on_silence, on_leak)
 
 
 def _bad_name(name: str) -> str | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import hookimpl
+from bench.audio_checks import attach_validation
 from bench.errors import ConfigError
 from bench.items import Item
 from bench.validate import BadEntry
@@ -25,12 +26,16 @@ def register_datasets(register: Any) -> None:
     register("csv", build_csv)
 
 
-def build_csv(root: str = "", captions: str = "", on_error: Literal["raise", "skip"] = "raise") -> Any:
+def build_csv(root: str = "", captions: str = "", on_error: Literal["raise", "skip"] = "raise",
+              min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+              on_silence: Literal["error", "warn", "ignore"] = "warn",
+              on_leak: Literal["error", "warn"] = "error") -> Any:
     """Audio in ``root``, captions in the CSV ``captions`` (default ``<root>/captions.csv``)."""
     from bench_plugins.datasets._common import resolve_root
 
     audio_root = resolve_root("csv", root)
-    return CsvCaptionsDataset(audio_root, captions or audio_root / "captions.csv", on_error=on_error)
+    return attach_validation(CsvCaptionsDataset(audio_root, captions or audio_root / "captions.csv", on_error=on_error),
+                             min_duration, min_sample_rate, max_sample_rate, on_silence, on_leak)
 
 
 class CsvCaptionsDataset(CaptionDataset):

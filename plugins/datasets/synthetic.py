@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from bench import hookimpl
+from bench.audio_checks import attach_validation
 from bench.options import Ge
 
 Count = Annotated[int, Ge(1)]  # checked by the registry (bench.options)
@@ -70,7 +71,10 @@ class SyntheticDataset:
 
 def build_synthetic(n_train: Count = 1000, n_val: Count = 200, n_test: Count = 200, seed: int = 0,
                     root: str | None = None, on_error: Literal["raise", "skip"] = "raise",
-                    workers: Annotated[int, Ge(0)] = 0) -> SyntheticDataset:
+                    workers: Annotated[int, Ge(0)] = 0,
+                    min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+                    on_silence: Literal["error", "warn", "ignore"] = "warn",
+                    on_leak: Literal["error", "warn"] = "error") -> SyntheticDataset:
     """Generate (or reuse from the cache) the synthetic dataset and return it.
 
     ``root``: where to write it (default: a cache directory named by the options' fingerprint).
@@ -85,4 +89,5 @@ def build_synthetic(n_train: Count = 1000, n_val: Count = 200, n_test: Count = 2
         target = Path(str(root)).expanduser()
     generate(target, n_train=n_train, n_val=n_val, n_test=n_test, seed=seed, workers=workers,
              progress=True)
-    return SyntheticDataset(target, on_error=on_error)
+    return attach_validation(SyntheticDataset(target, on_error=on_error),
+                             min_duration, min_sample_rate, max_sample_rate, on_silence, on_leak)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import hookimpl
+from bench.audio_checks import attach_validation
 from bench.errors import ConfigError, DataError
 from bench.items import Item
 from bench.validate import BadEntry
@@ -40,7 +41,10 @@ def register_datasets(register: Any) -> None:
 
 
 def build_wavcaps(root: str = "", subsets: str = DEFAULT_SUBSETS, exclusions: str = "",
-                  on_error: Literal["raise", "skip"] = "raise") -> Any:
+                  on_error: Literal["raise", "skip"] = "raise",
+                  min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+                  on_silence: Literal["error", "warn", "ignore"] = "warn",
+                  on_leak: Literal["error", "warn"] = "error") -> Any:
     """WavCaps from ``root`` (default ``$BENCH_DATA/wavcaps``); train split only.
 
     ``subsets``: comma-separated subset names. ``exclusions``: DCASE exclusion CSV path, ``none``
@@ -48,8 +52,9 @@ def build_wavcaps(root: str = "", subsets: str = DEFAULT_SUBSETS, exclusions: st
     """
     from bench_plugins.datasets._common import resolve_root
 
-    return WavCapsDataset(resolve_root("wavcaps", root, subdir="wavcaps"), subsets=subsets,
-                          exclusions=exclusions, on_error=on_error)
+    dataset = WavCapsDataset(resolve_root("wavcaps", root, subdir="wavcaps"), subsets=subsets,
+                             exclusions=exclusions, on_error=on_error)
+    return attach_validation(dataset, min_duration, min_sample_rate, max_sample_rate, on_silence, on_leak)
 
 
 def _file_id(value: Any) -> str:

@@ -1,0 +1,81 @@
+"""SIGINT and SIGTERM always stop a run, with the exit status a shell expects (130, 143).
+
+Python raises ``KeyboardInterrupt`` wherever the main thread happens to be. When that is a
+finalizer (``__del__``, a weakref callback: e.g. while DataLoader workers are being started or
+shut down) the exception is printed as "Exception ignored" and lost, and the run would carry on
+to exit 0. So the handler also records the signal, and :func:`check` (called by the trainer at
+every step and before a result is written) raises again: a swallowed signal still stops the run
+at the next step. :class:`Interrupted` subclasses ``KeyboardInterrupt``, so code that already
+cleans up on Ctrl-C cleans up on SIGTERM too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["Interrupted", "check", "handling", "note_run", "received", "resume_hint"]
+
+_received: int | None = None
+_run: tuple[str, Path] | None = None
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was asked to stop by ``signum``; ``exit_code`` is 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def _handler(signum: int, _frame: object) -> None:
+    global _received
+    if _received is None:
+        _received = signum
+    raise Interrupted(_received)
+
+
+def received() -> int | None:
+    """The first stop signal received while :func:`handling` was active, or None."""
+    return _received
+
+
+def check() -> None:
+    """Raise :class:`Interrupted` if a stop signal arrived (even one whose exception was lost)."""
+    if _received is not None:
+        raise Interrupted(_received)
+
+
+def note_run(run_id: str, runs_dir: Path) -> None:
+    """Remember the run in progress, so the message on interruption names it."""
+    global _run
+    _run = (run_id, Path(runs_dir))
+
+
+def resume_hint(default_runs_dir: Path | None = None) -> str:
+    """The command that continues the interrupted run."""
+    if _run is None:
+        return "`bench run --resume latest` continues the run"
+    run_id, runs_dir = _run
+    extra = "" if default_runs_dir is not None and runs_dir == Path(default_runs_dir) else f" --runs-dir {runs_dir}"
+    return f"`bench run --resume {run_id}{extra}` continues it"
+
+
+@contextlib.contextmanager
+def handling() -> Iterator[None]:
+    """Install the SIGINT/SIGTERM handlers for the block (main thread only; elsewhere a no-op)."""
+    global _received, _run
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _received, _run = None, None
+    previous = {sig: signal.signal(sig, _handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
