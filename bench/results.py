@@ -5,7 +5,12 @@ Schema (version 1.x; a reader refuses any other major version):
 ``schema_version``  "1.0"
 ``run_id``          unique id, also the file name (``<run_id>.json``)
 ``created``         ISO-8601 UTC time the file was written
-``kind``            "train" for a trained run, "fusion" for ``bench fuse``
+``kind``            "train" for a trained run, "fusion" for ``bench fuse``, "eval" for ``bench eval``
+``eval``            kind "eval" only: ``{zero_shot, trained_on, run_id, model}``: a pretrained model
+                    scored without training (``zero_shot`` true), or a finished run (``run_id``,
+                    trained on dataset ``trained_on``) scored on this dataset
+``protocol``        the metric convention (absent means "bench": one query per caption, pessimistic
+                    ties); results of different protocols are never ranked in one column
 ``dataset``         ``{name, options, splits: {split: {n_audios, n_captions, fingerprint}}}``
 ``audio_encoder``, ``text_encoder``, ``loss``   ``{name, options}`` with every option resolved
 ``seed``            integer seed
@@ -87,6 +92,11 @@ def check_result(result: dict[str, Any], source: str) -> None:
     missing = [name for name in REQUIRED_FIELDS if name not in result]
     if missing:
         raise BenchError(f"{source}: missing field {missing[0]!r} (schema {version})")
+    # Tables read these names; a result that lacks them would fail later without naming its file.
+    for name in ("dataset", "audio_encoder", "text_encoder", "loss"):
+        block = result.get(name)
+        if not isinstance(block, dict) or not isinstance(block.get("name"), str):
+            raise BenchError(f"{source}: {name} must be an object with a 'name' (schema {version})")
     for block in ("metrics", "chance"):
         for direction in metric_table.DIRECTIONS:
             values = (result.get(block) or {}).get(direction)
@@ -105,7 +115,7 @@ def read_result(path: Path) -> dict[str, Any]:
     path = Path(path)
     try:
         result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or bytes that are not UTF-8
         raise BenchError(f"{path}: cannot read result: {exc}") from None
     if not isinstance(result, dict):
         raise BenchError(f"{path}: a result file holds one JSON object")
@@ -114,11 +124,36 @@ def read_result(path: Path) -> dict[str, Any]:
 
 
 def read_results(results_dir: Path) -> list[dict[str, Any]]:
-    """All results in a directory, sorted by run id for a stable order."""
+    """All results in a directory, sorted by run id for a stable order; the first bad file raises."""
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         return []
     return [read_result(path) for path in sorted(results_dir.glob("*.json"))]
+
+
+def read_result_files(results_dir: Path) -> tuple[list[tuple[dict[str, Any], Path]], list[str]]:
+    """Every readable result with its path, and one line per file that cannot be read.
+
+    One truncated, invalid or future-schema file must not hide the others (nor stop a run that
+    writes into the same directory), so each problem is returned, naming its file, instead of raised.
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        return [], []
+    found: list[tuple[dict[str, Any], Path]] = []
+    problems: list[str] = []
+    for path in sorted(results_dir.glob("*.json")):
+        try:
+            found.append((read_result(path), path))
+        except BenchError as exc:
+            problems.append(" ".join(str(exc).split()))
+    return found, problems
+
+
+def read_results_report(results_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Tolerant :func:`read_results`: ``(readable results, one problem line per unreadable file)``."""
+    found, problems = read_result_files(results_dir)
+    return [result for result, _ in found], problems
 
 
 def find_result(run_id: str, results_dir: Path) -> dict[str, Any]:
