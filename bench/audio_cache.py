@@ -34,6 +34,11 @@ class AudioCache:
         self.hits = 0
         self.misses = 0
 
+    @property
+    def damaged(self) -> int:
+        """Entries this process found damaged and rebuilt; each is named in the log."""
+        return len(self.store.damaged)
+
     def key(self, path: str | os.PathLike[str], sample_rate: int, max_seconds: float | None) -> str:
         """Cache key of ``path`` decoded at ``sample_rate`` and cut at ``max_seconds``."""
         p = os.path.abspath(path)
@@ -56,7 +61,7 @@ class AudioCache:
         if arr is not None and arr.dtype == np.float16 and arr.ndim == 1:
             self.hits += 1
             return arr.astype(np.float32)
-        # Absent or damaged entry: decode again and overwrite it.
+        # Absent or damaged entry (the store verified its checksum and logged it): decode again, overwrite it.
         self.misses += 1
         half = load_audio(path, sample_rate, max_seconds=max_seconds).astype(np.float16)
         try:

@@ -64,12 +64,17 @@ class EmbeddingCache:
     def path(self, key: str) -> Path:
         return self.store.path(key)
 
+    @property
+    def damaged(self) -> int:
+        """Entries found damaged (checksum, truncation) and rebuilt; each is named in the log."""
+        return len(self.store.damaged)
+
     def get(self, key: str, compute: Callable[[], np.ndarray], write: bool = True) -> np.ndarray:
         array = self.store.get(key)  # memory-mapped
         if array is not None:
             self.hits += 1
             return array
-        # Absent, or unreadable (e.g. a foreign file): recompute and replace it.
+        # Absent, or damaged (the store checked its checksum and logged it): recompute and replace it.
         self.misses += 1
         array = np.ascontiguousarray(compute(), dtype=np.float32)
         if write:

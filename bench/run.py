@@ -11,6 +11,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 
 from bench import distributed as dist
+from bench import faults, interrupts
 from bench.atomic import atomic_write_text
 from bench.config import RunConfig, config_to_json
 from bench.console import attach_console
@@ -42,9 +44,44 @@ def combination_id(cfg: RunConfig) -> str:
 
 
 def new_run_id(cfg: RunConfig) -> str:
+    """Time, combination and seed, and a random suffix: two runs started in the same second by two
+    processes never get the same id (and :func:`claim_run_dir` makes sure of it)."""
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
     parts = ["-".join(cfg.dataset.members), cfg.audio_encoder.name, cfg.text_encoder.name, cfg.loss.name]
-    return f"{stamp}-{'-'.join(parts)}-s{cfg.seed}-{combination_id(cfg)[:6]}"
+    return f"{stamp}-{'-'.join(parts)}-s{cfg.seed}-{combination_id(cfg)[:6]}-{secrets.token_hex(3)}"
+
+
+def claim_run_dir(cfg: RunConfig) -> Path:
+    """Create a NEW run directory for ``cfg`` atomically (``mkdir`` without ``exist_ok``).
+
+    ``mkdir`` succeeds in exactly one process, so a run directory is never shared; an id that is
+    taken (a collision of the random suffix) is replaced by a fresh one.
+    """
+    runs_dir = Path(cfg.runs_dir)
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        try:
+            (runs_dir / cfg.run_id).mkdir()
+            return runs_dir / cfg.run_id
+        except FileExistsError:
+            cfg.run_id = new_run_id(cfg)
+
+
+def finish_from_results(cfg: RunConfig, run_dir: Path) -> dict[str, Any] | None:
+    """The result of this run if it is already in ``--results-dir``, with the run directory completed.
+
+    A run killed after writing its result but before copying it into its run directory is
+    finished: its result is immutable, so training again could only fail at the end.
+    """
+    path = Path(cfg.results_dir) / f"{cfg.run_id}.json"
+    if not path.is_file():
+        return None
+    text = path.read_text()
+    result = json.loads(text)
+    if run_dir.is_dir() and not (run_dir / "result.json").exists():
+        atomic_write_text(run_dir / "result.json", text)
+        log.info("run %s had finished (result %s); its run directory is now complete too", cfg.run_id, path)
+    return result
 
 
 def component_json(registry: Registry, kind: str, spec: Any) -> dict[str, Any]:
@@ -130,12 +167,16 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
     attach_console()
     registry = registry or get_registry()
     started = time.perf_counter()
+    fresh = cfg.run_id is None
     cfg.run_id = dist.broadcast_object(cfg.run_id or new_run_id(cfg))
     run_dir = Path(cfg.runs_dir) / cfg.run_id
     if (run_dir / "result.json").exists():
         result = json.loads((run_dir / "result.json").read_text())
-        log.info("run %s is already complete", cfg.run_id)
+        log.info("run %s is already complete (result in %s)", cfg.run_id, run_dir)
         return result
+    finished = finish_from_results(cfg, run_dir) if dist.is_main_process() else None
+    if dist.broadcast_object(finished) is not None:
+        return finished
     # Components are built, the data validated and the loggers started before the run directory
     # exists, so a run that cannot start (missing weights, a bad dataset, a logger's missing
     # package) leaves nothing behind.
@@ -144,7 +185,12 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
     lifecycle = Lifecycle.for_run(registry, cfg.loggers) if dist.is_main_process() else NoLifecycle()
     resumed = (run_dir / "last.pt").is_file()
     if dist.is_main_process():
+        if fresh:
+            run_dir = claim_run_dir(cfg)
         _write_config(cfg, run_dir)
+    cfg.run_id = dist.broadcast_object(cfg.run_id)
+    run_dir = Path(cfg.runs_dir) / cfg.run_id
+    interrupts.note_run(cfg.run_id, Path(cfg.runs_dir))
     dist.barrier()
     with lifecycle:
         lifecycle.run_start(config=cfg, run_dir=run_dir, resumed=resumed)
@@ -152,12 +198,14 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
             result = _train_and_test(cfg, registry, components, splits, skipped, validation, run_dir,
                                      teachers=teachers, init_state=init_state, stage=stage, lifecycle=lifecycle,
                                      started=started)
+            interrupts.check()  # a stop signal whose exception was swallowed: no result, the run stops
         except BaseException as exc:
             lifecycle.run_end(config=cfg, run_dir=run_dir, result=None, error=exc)
             raise
         lifecycle.run_end(config=cfg, run_dir=run_dir, result=result, error=None)
         if dist.is_main_process():
             path = write_result(result, cfg.results_dir)
+            faults.reached("result-written")
             atomic_write_text(run_dir / "result.json", path.read_text())
             lifecycle.result_written(path=path, result=result)
             log.info("test t2a mAP@10 %.4f (chance %.4f); result %s", result["metrics"]["t2a"]["mAP@10"],

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from bench import distributed as dist
+from bench import interrupts
 from bench.checkpoints import CHECKPOINT_VERSION, atomic_torch_save, load_checkpoint, load_model_state, trainable_state
 from bench.config import RunConfig, config_to_json
 from bench.data import AudioLoader, SplitData
@@ -160,6 +161,7 @@ class Trainer:
         started = time.perf_counter()
         bar = progress(self.train_loader, desc=f"epoch {epoch + 1}/{self.settings.epochs}", unit="batch")
         for step_in_epoch, batch in enumerate(bar):
+            interrupts.check()  # a SIGINT/SIGTERM whose exception a finalizer swallowed still stops here
             self.set_lr(epoch * self.steps_per_epoch + step_in_epoch)
             batch = batch.to(self.device, non_blocking=True)
             if self.teachers is not None:
@@ -208,6 +210,7 @@ class Trainer:
             train_loss = self.train_epoch(epoch)
             trained = time.perf_counter()
             val, _, _ = self.evaluate("val")
+            interrupts.check()
             evaluated = time.perf_counter()
             self.train_seconds += trained - started
             self.eval_seconds += evaluated - trained
@@ -243,6 +246,7 @@ class Trainer:
         best = load_checkpoint(self.best_path)
         load_model_state(self.model, best["model"], str(self.best_path))
         test, audio, text = self.evaluate("test")
+        interrupts.check()
         self.eval_seconds += time.perf_counter() - started
         if dist.is_main_process():
             save_embeddings(self.run_dir / "test_embeddings.npz", audio, text, self.splits["test"])

@@ -120,7 +120,8 @@ def frozen_features(model: DualEncoder, cfg: RunConfig, splits: dict[str, SplitD
         device=device, batch_size=cfg.train.eval_batch_size, num_workers=cfg.train.num_workers,
         loader=loader, autocast=autocast, cache=cache,
     )
-    log.info("embedding cache: %d hit(s), %d computed (%s)", cache.hits, cache.misses, cache.root)
+    log.info("embedding cache: %d hit(s), %d computed, %d damaged and rebuilt (%s)", cache.hits, cache.misses,
+             cache.damaged, cache.root)
     return cached
 
 
