@@ -4,15 +4,27 @@ Everything a run writes (results, checkpoints, caches, manifests) goes to a temp
 the target's directory and is renamed over the target only when complete; ``os.replace`` is
 atomic on POSIX, so a reader (or a resumed run after ``kill -9``) finds the old file, the new
 file, or none, and an interrupted write leaves no temporary file behind.
+
+Only SIGKILL (or a power cut) can leave a temporary ``.NAME.XXXX.tmp`` behind; the writer holds
+an exclusive ``flock`` on it while writing, and :func:`remove_stale_temps` (run at start-up)
+deletes those that are older than an hour and not locked.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import logging
 import os
+import re
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+log = logging.getLogger("bench")
+STALE_SECONDS = 3600.0
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")  # mkstemp's ".NAME.XXXXXXXX.tmp"
 
 
 def _current_umask() -> int:
@@ -30,7 +42,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    # The lock tells remove_stale_temps that a live writer owns the file, however long it takes.
+    with contextlib.suppress(OSError):
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
@@ -39,6 +53,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    finally:
+        os.close(fd)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -63,3 +79,61 @@ def atomic_save_npy(path: str | os.PathLike[str], array: object) -> None:
 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.save(handle, array, allow_pickle=False)
+
+
+def _is_locked(path: str) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True  # vanished or unreadable: leave it alone
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases our lock
+    return False
+
+
+def remove_stale_temps(directories: Iterable[str | os.PathLike[str]], *, max_age: float = STALE_SECONDS,
+                       depth: int = 3, now: float | None = None) -> int:
+    """Delete bench's own temporary files (``.NAME.XXXX.tmp``) left by killed writers.
+
+    Looks in ``directories`` and ``depth`` levels below them; a file is removed only if it is
+    older than ``max_age`` seconds and no writer holds its lock. Returns how many were removed
+    and logs that count (nothing when zero). Never raises: clean-up must not stop a run.
+    """
+    now = time.time() if now is None else now
+    removed = 0
+    seen: set[str] = set()
+
+    def walk(folder: str, level: int) -> None:
+        nonlocal removed
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            return
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if level < depth:
+                        walk(entry.path, level + 1)
+                    continue
+                if not _TEMP_NAME.match(entry.name) or not entry.is_file(follow_symlinks=False):
+                    continue
+                if now - entry.stat(follow_symlinks=False).st_mtime < max_age or _is_locked(entry.path):
+                    continue
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                continue
+
+    for directory in directories:
+        key = os.path.realpath(directory)
+        if key not in seen and os.path.isdir(key):
+            seen.add(key)
+            walk(key, 0)
+    if removed:
+        log.info("removed %d stale temporary file(s) left by interrupted writes (older than %.0f min)",
+                 removed, max_age / 60)
+    return removed

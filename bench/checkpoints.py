@@ -6,6 +6,7 @@ rebuilt identically by their factories (:func:`trainable_state`).
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,46 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
         torch.save(obj, tmp)
 
 
+# What a resumable ``last.pt`` must hold beyond the model weights (see Trainer.save_last).
+RESUME_KEYS = ("loss", "optimizer", "scaler", "epoch", "best", "history")
+_ADVICE = "delete it to start that run again, or point --init/--resume at another run"
+
+
+def _why_unreadable(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    low = text.lower()
+    if isinstance(exc, pickle.UnpicklingError) and "weights only load failed" in low:
+        return ("refused by weights-only loading: it holds pickled objects or code, not just tensors "
+                "(bench never runs code from a checkpoint)")
+    if isinstance(exc, EOFError) or "central directory" in low or "zip archive" in low:
+        return "truncated or damaged (not a complete torch save)"
+    if isinstance(exc, (pickle.UnpicklingError, KeyError, ValueError, UnicodeDecodeError)):
+        return "not a checkpoint file (not written by torch.save)"
+    if isinstance(exc, OSError):
+        return f"cannot be read ({exc.strerror or text})"
+    return f"cannot be read ({type(exc).__name__}: {text[:160]})"
+
+
 def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (no pickled code runs); one-line error if unreadable."""
+    """Read a checkpoint with ``weights_only=True`` (no pickled code runs); one-line error if unusable.
+
+    The error names the file and says what was wrong: truncated, not a checkpoint at all, refused
+    by weights-only loading (a hostile or foreign pickle), or a torch file that is not one of
+    bench's checkpoints (no ``model`` weights; for ``last.pt`` also the optimizer/epoch state).
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise ConfigError(f"{path}: cannot read checkpoint ({exc}); delete it to start the run again") from None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises many types for bad input; all mean "unusable file"
+        raise ConfigError(f"{path}: unusable checkpoint, {_why_unreadable(exc)}; {_ADVICE}") from None
+    model = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(model, dict) or not all(isinstance(v, torch.Tensor) for v in model.values()):
+        raise ConfigError(f"{path}: not a checkpoint of bench (no 'model' weights; found "
+                          f"{type(state).__name__}); {_ADVICE}")
+    if Path(path).name == "last.pt":
+        missing = [key for key in RESUME_KEYS if key not in state]
+        if missing:
+            raise ConfigError(f"{path}: not a resumable checkpoint of bench (missing {', '.join(missing)}); {_ADVICE}")
+    return state
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -195,9 +195,9 @@ def _grid_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
 def _show_leaderboard(results_dir: Path, result: dict[str, Any]) -> None:
     """Print the benchmark's table; leaderboard/README.md is rewritten only by `bench leaderboard`."""
     from bench import leaderboard
-    from bench.results import read_results
+    from bench.results import read_results_report
 
-    results = read_results(results_dir)
+    results, _unreadable = read_results_report(results_dir)  # the run already named them once
     if any(r["run_id"] == result["run_id"] for r in results):
         print(leaderboard.dataset_table(results, result))
 

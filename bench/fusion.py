@@ -19,7 +19,7 @@ import torch
 
 from bench.config import DEFAULT_RESULTS_DIR
 from bench.errors import BenchError, ConfigError
-from bench.results import find_result, read_results, utc_now, write_result
+from bench.results import find_result, read_results_report, utc_now, write_result
 
 METHODS = ("combsum", "rrf")
 
@@ -56,8 +56,17 @@ def _load_embeddings(result: dict[str, Any]) -> dict[str, np.ndarray]:
             f"run {result['run_id']}: its test embeddings {path} are missing; fusion needs the run directory "
             "of every run (they are not part of the committed results)"
         )
-    with np.load(path) as data:
-        return {key: data[key] for key in data.files}
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except Exception as exc:  # truncated zip, foreign file, pickled arrays: all "unusable", one line
+        raise BenchError(f"{path}: unreadable test embeddings of run {result['run_id']} ({type(exc).__name__}: "
+                         f"{' '.join(str(exc).split())[:120]}); run it again with --force to rewrite them") from None
+    missing = [key for key in ("audio", "text", "audio_of_caption", "fingerprint") if key not in arrays]
+    if missing:
+        raise BenchError(f"{path}: not test embeddings of bench (missing {', '.join(missing)}); "
+                         f"run {result['run_id']} again with --force to rewrite them")
+    return arrays
 
 
 def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = None, k: float = 60.0,
@@ -83,7 +92,7 @@ def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = 
         raise ConfigError(f"--k {k}: the RRF constant must be a finite number >= 0 (the usual value is 60)")
     key = json.dumps({"method": method, "runs": run_ids, "weights": weights, "k": k}, sort_keys=True)
     combination = hashlib.sha256(key.encode()).hexdigest()[:12]
-    for existing in read_results(results_dir):
+    for existing in read_results_report(results_dir)[0]:  # an unreadable file is not this fusion
         if existing.get("kind") == "fusion" and existing.get("combination") == combination and not force:
             return existing  # results are immutable: the same fusion is not written twice
     results = [find_result(run_id, results_dir) for run_id in run_ids]

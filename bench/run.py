@@ -20,7 +20,8 @@ import torch
 
 from bench import distributed as dist
 from bench import faults, interrupts
-from bench.atomic import atomic_write_text
+from bench.atomic import atomic_write_text, remove_stale_temps
+from bench.cache_dir import cache_root
 from bench.config import RunConfig, config_to_json
 from bench.console import attach_console
 from bench.data import SplitData
@@ -30,13 +31,14 @@ from bench.errors import DataError
 from bench.lifecycle import Lifecycle, NoLifecycle
 from bench.provenance import provenance
 from bench.registry import Registry, get_registry, plugin_distributions
-from bench.results import read_results, write_result
+from bench.results import read_results_report, write_result
 from bench.trainer import Trainer
 from bench.training_setup import Components
 from bench.validate import apply_policy, validate_dataset
 
 log = logging.getLogger("bench")
 SPLITS = ("train", "val", "test")
+_WARNED: set[str] = set()  # unreadable result files already named in this process
 
 
 def combination_id(cfg: RunConfig) -> str:
@@ -123,7 +125,12 @@ def load_splits(dataset: Any, sample_rate: int,
 def find_existing(cfg: RunConfig) -> tuple[dict[str, Any] | None, Path | None]:
     """A finished result of the same combination and seed, or an unfinished run directory of it."""
     combo = combination_id(cfg)
-    for result in read_results(cfg.results_dir):
+    results, unreadable = read_results_report(cfg.results_dir)
+    for problem in unreadable:  # not finished as far as we know; the file is left as it is
+        if problem not in _WARNED:
+            _WARNED.add(problem)
+            log.warning("ignoring an unreadable result (treated as not finished): %s", problem)
+    for result in results:
         if (result.get("combination") == combo and result.get("seed") == cfg.seed
                 and result.get("kind", "train") == "train"):
             return result, None
@@ -165,6 +172,8 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
             init_state: Any = None, stage: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train, validate and test one configuration; write and return its result."""
     attach_console()
+    if dist.is_main_process():
+        remove_stale_temps((cfg.runs_dir, cfg.results_dir, cache_root()))
     registry = registry or get_registry()
     started = time.perf_counter()
     fresh = cfg.run_id is None
