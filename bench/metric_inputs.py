@@ -50,16 +50,17 @@ def as_float_tensor(x: Any, name: str) -> torch.Tensor:
 
 
 def check_scores(
-    scores: Any, name: str, n_rows: int | None, n_cols: int | None, row_offset: int = 0
+    scores: Any, name: str, n_rows: int | None, n_cols: int | None, row_offset: int = 0,
+    nan_check: bool = True,
 ) -> torch.Tensor:
-    """Validate a score matrix (or chunk): 2-D float, expected shape, no NaN."""
+    """Validate a score matrix (or chunk): 2-D float, expected shape, no NaN (unless told it cannot have any)."""
     s = as_float_tensor(scores, name)
     if s.ndim != 2:
         raise MetricInputError(f"{name} must be 2-D, got shape {tuple(s.shape)}")
     if (n_rows is not None and s.shape[0] != n_rows) or (n_cols is not None and s.shape[1] != n_cols):
         want = f"[{'*' if n_rows is None else n_rows}, {'*' if n_cols is None else n_cols}]"
         raise MetricInputError(f"{name} has shape {tuple(s.shape)}, expected {want}")
-    if s.numel() and bool(torch.isnan(s).any()):
+    if nan_check and s.numel() and bool(torch.isnan(s.amax())):  # one read pass; amax propagates NaN
         row = int(torch.isnan(s).any(dim=1).nonzero()[0, 0]) + row_offset
         raise MetricInputError(
             f"{name} contains NaN (first in row {row}); fix the model or fusion that produced it"

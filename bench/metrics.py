@@ -43,6 +43,7 @@ Everything runs on the device of the scores (CPU or CUDA); results are Python fl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -106,55 +107,79 @@ def chunked_metrics(
     :data:`DEFAULT_CHUNK_ELEMENTS` scores per chunk). Returns ``{"t2a": {...}, "a2t": {...}}``
     with the directions computed.
     """
+    return summarise(chunked_ranks(t2a_scores, a2t_scores, n_audios, n_captions, audio_of_caption, chunk_size))
+
+
+def summarise(per_query: dict[str, tuple[torch.Tensor, ...]]) -> dict[str, dict[str, float]]:
+    """The metrics of :func:`chunked_ranks`' per-query ranks (the directions present)."""
+    out: dict[str, dict[str, float]] = {}
+    if "t2a" in per_query:
+        out["t2a"] = summarise_t2a(*per_query["t2a"])
+    if "a2t" in per_query:
+        out["a2t"] = summarise_a2t(*per_query["a2t"])
+    return out
+
+
+def chunked_ranks(
+    t2a_scores: ScoreFn | None,
+    a2t_scores: ScoreFn | None,
+    n_audios: int,
+    n_captions: int,
+    audio_of_caption: Any,
+    chunk_size: int | None = None,
+    *,
+    finite: bool = False,
+) -> dict[str, tuple[torch.Tensor, ...]]:
+    """The per-query ranks behind :func:`chunked_metrics`, on the CPU.
+
+    ``{"t2a": (rank [n_captions],), "a2t": (first_position [n_audios], ap10 [n_audios])}`` for
+    the directions asked. Every metric and every per-query sidecar comes from here, so they agree
+    by construction. ``finite=True`` skips the per-chunk NaN check (the caller has proved the
+    scores finite, see :func:`retrieval_metrics`).
+    """
     if n_audios < 1 or n_captions < 1:
         raise MetricInputError(
             f"need at least one audio and one caption, got {n_audios} audios, {n_captions} captions"
         )
     aoc = as_index(audio_of_caption, n_audios, n_captions)
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, tuple[torch.Tensor, ...]] = {}
     with torch.no_grad():
-        _chunked_into(out, t2a_scores, a2t_scores, n_audios, n_captions, aoc, chunk_size)
+        if t2a_scores is not None:
+            out["t2a"] = (_t2a_chunks(t2a_scores, n_audios, n_captions, aoc, chunk_size, finite),)
+        if a2t_scores is not None:
+            out["a2t"] = _a2t_chunks(a2t_scores, n_audios, n_captions, aoc, chunk_size, finite)
     return out
 
 
-def _chunked_into(
-    out: dict[str, dict[str, float]],
-    t2a_scores: ScoreFn | None,
-    a2t_scores: ScoreFn | None,
-    n_audios: int,
-    n_captions: int,
-    aoc: torch.Tensor,
-    chunk_size: int | None,
-) -> None:
-    if t2a_scores is not None:
-        rows = resolve_chunk(chunk_size, n_audios)
-        ranks = []
-        for start in range(0, n_captions, rows):
-            stop = min(start + rows, n_captions)
-            chunk = check_scores(
-                t2a_scores(start, stop), f"t2a scores of captions {start}:{stop}",
-                stop - start, n_audios, row_offset=start,
-            )
-            ranks.append(t2a_ranks_raw(chunk, aoc[start:stop].to(chunk.device)).cpu())
-        out["t2a"] = summarise_t2a(torch.cat(ranks))
-    if a2t_scores is not None:
-        table = caption_table(aoc, n_audios)
-        rows = resolve_chunk(chunk_size, n_captions)
-        # The [rows, m, m] relevant-vs-relevant comparisons must stay small too.
-        m = table.indices.shape[1]
-        rows = max(1, min(rows, DEFAULT_CHUNK_ELEMENTS // max(1, m * m)))
-        firsts, aps = [], []
-        for start in range(0, n_audios, rows):
-            stop = min(start + rows, n_audios)
-            chunk = check_scores(
-                a2t_scores(start, stop), f"a2t scores of audios {start}:{stop}",
-                stop - start, n_captions, row_offset=start,
-            )
-            rows_table = table.rows(start, stop).to(chunk.device)
-            first, ap = a2t_ranks_raw(chunk, rows_table.indices, rows_table.counts)
-            firsts.append(first.cpu())
-            aps.append(ap.cpu())
-        out["a2t"] = summarise_a2t(torch.cat(firsts), torch.cat(aps))
+def _t2a_chunks(fn: ScoreFn, n_audios: int, n_captions: int, aoc: torch.Tensor, chunk_size: int | None,
+                finite: bool) -> torch.Tensor:
+    rows = resolve_chunk(chunk_size, n_audios)
+    ranks = []
+    for start in range(0, n_captions, rows):
+        stop = min(start + rows, n_captions)
+        chunk = check_scores(fn(start, stop), f"t2a scores of captions {start}:{stop}",
+                             stop - start, n_audios, row_offset=start, nan_check=not finite)
+        ranks.append(t2a_ranks_raw(chunk, aoc[start:stop].to(chunk.device)).cpu())
+    return torch.cat(ranks)
+
+
+def _a2t_chunks(fn: ScoreFn, n_audios: int, n_captions: int, aoc: torch.Tensor, chunk_size: int | None,
+                finite: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    table = caption_table(aoc, n_audios)
+    rows = resolve_chunk(chunk_size, n_captions)
+    # The [rows, m, m] relevant-vs-relevant comparisons must stay small too.
+    m = table.indices.shape[1]
+    rows = max(1, min(rows, DEFAULT_CHUNK_ELEMENTS // max(1, m * m)))
+    firsts, aps = [], []
+    for start in range(0, n_audios, rows):
+        stop = min(start + rows, n_audios)
+        chunk = check_scores(fn(start, stop), f"a2t scores of audios {start}:{stop}",
+                             stop - start, n_captions, row_offset=start, nan_check=not finite)
+        rows_table = table.rows(start, stop).to(chunk.device)
+        first, ap = a2t_ranks_raw(chunk, rows_table.indices, rows_table.counts)
+        firsts.append(first.cpu())
+        aps.append(ap.cpu())
+    return torch.cat(firsts), torch.cat(aps)
 
 
 def text_to_audio(scores: Any, audio_of_caption: Any) -> dict[str, float]:
@@ -195,6 +220,16 @@ def retrieval_metrics(
     n_audios`` t2a scores or ``chunk_size x n_captions`` a2t scores exist at once. Runs on
     ``text_emb``'s device. Returns ``{"t2a": {...}, "a2t": {...}}``.
     """
+    return summarise(embedding_ranks(audio_emb, text_emb, audio_of_caption, chunk_size))
+
+
+def embedding_ranks(
+    audio_emb: Any,
+    text_emb: Any,
+    audio_of_caption: Any,
+    chunk_size: int | None = None,
+) -> dict[str, tuple[torch.Tensor, ...]]:
+    """The per-query ranks behind :func:`retrieval_metrics` (see :func:`chunked_ranks`)."""
     a = as_float_tensor(audio_emb, "audio_emb")
     t = as_float_tensor(text_emb, "text_emb")
     if a.ndim != 2 or t.ndim != 2:
@@ -209,14 +244,28 @@ def retrieval_metrics(
     a = a.to(device=t.device, dtype=torch.float32)
     t = t.to(dtype=torch.float32)
     with torch.inference_mode():
-        return chunked_metrics(
+        return chunked_ranks(
             lambda i, j: t[i:j] @ a.T,
             lambda i, j: a[i:j] @ t.T,
             a.shape[0],
             t.shape[0],
             audio_of_caption,
             chunk_size,
+            finite=_scores_finite(a, t),
         )
+
+
+def _scores_finite(a: torch.Tensor, t: torch.Tensor) -> bool:
+    """True when every score ``t @ a.T`` is provably finite, so no chunk needs a NaN check.
+
+    Every partial sum of a dot product is bounded by ``|a| |t|`` (Cauchy-Schwarz), so finite
+    row norms whose product is far below the fp32 maximum (3.4e38) rule out inf and hence NaN.
+    A NaN or inf entry makes its row norm NaN or inf; then the chunks are checked as usual.
+    """
+    if a.numel() == 0 or t.numel() == 0:
+        return False
+    bound = float(a.norm(dim=1).max()) * float(t.norm(dim=1).max())
+    return math.isfinite(bound) and bound < 1e36
 
 
 __all__ = [
@@ -234,8 +283,11 @@ __all__ = [
     "caption_table",
     "chance_metrics",
     "chunked_metrics",
+    "chunked_ranks",
+    "embedding_ranks",
     "format_percent",
     "retrieval_metrics",
+    "summarise",
     "summarise_a2t",
     "summarise_t2a",
     "t2a_ranks",

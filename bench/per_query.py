@@ -7,8 +7,8 @@ module keeps the same information for both directions of language-based audio re
 - **a2t**: for each recording, the position of its first relevant caption and its AP@10.
 
 These are exactly the per-query pieces that :mod:`bench.metrics` reduces to R@k, mAP@10 and the
-ranks, computed with the same functions and the same chunking, so :func:`reduce` of the outcomes
-equals :func:`bench.metrics.retrieval_metrics` of the embeddings bit for bit.
+ranks, computed by the same driver (:func:`bench.metrics.chunked_ranks`), so :func:`reduce` of
+the outcomes equals :func:`bench.metrics.retrieval_metrics` of the embeddings bit for bit.
 
 Queries are keyed by the dataset's own ids: a recording by its ``audio_id``, a caption by
 ``"<audio_id>#<k>"`` where k is the caption's 0-based position among that recording's captions
@@ -32,16 +32,13 @@ import torch
 
 from bench.atomic import atomic_path
 from bench.errors import ConfigError, DataError
-from bench.metrics import a2t_ranks, caption_table, summarise_a2t, summarise_t2a, t2a_ranks
+from bench.metrics import chunked_ranks, embedding_ranks, summarise_a2t, summarise_t2a
 
 SIDECAR_FORMAT = "bench-per-query-1"
 """Written into every sidecar; a reader refuses any other value."""
 
 SIDECAR_SUFFIX = ".per_query.npz"
 """A run's sidecar is ``<run_id>.per_query.npz`` beside ``<run_id>.json``."""
-
-_CHUNK_ELEMENTS = 1 << 24  # as bench.metrics.DEFAULT_CHUNK_ELEMENTS: same chunks, same GEMMs
-
 
 @dataclass(frozen=True)
 class Outcomes:
@@ -121,22 +118,10 @@ def outcomes_from_embeddings(
     fingerprint: str = "",
     chunk_size: int | None = None,
 ) -> Outcomes:
-    """Per-query outcomes from embeddings, in the chunks :func:`bench.metrics.retrieval_metrics` uses.
-
-    Scores are ``text @ audio.T`` in fp32, as there; the chunking rule is the same so that the
-    GEMMs (and hence every score, ties included) are identical.
-    """
-    a = torch.as_tensor(np.asarray(audio_emb) if not isinstance(audio_emb, torch.Tensor) else audio_emb)
-    t = torch.as_tensor(np.asarray(text_emb) if not isinstance(text_emb, torch.Tensor) else text_emb)
-    if a.ndim != 2 or t.ndim != 2 or a.shape[1] != t.shape[1]:
-        raise DataError(f"embeddings must be [n, D] with the same D, got {tuple(a.shape)} and {tuple(t.shape)}")
-    a = a.to(device=t.device, dtype=torch.float32)
-    t = t.to(dtype=torch.float32)
-    with torch.inference_mode():
-        return outcomes_from_score_fns(
-            lambda i, j: t[i:j] @ a.T, lambda i, j: a[i:j] @ t.T, a.shape[0], t.shape[0],
-            audio_of_caption, audio_ids, fingerprint, chunk_size,
-        )
+    """Per-query outcomes from embeddings: :func:`bench.metrics.embedding_ranks`, the very driver
+    behind :func:`bench.metrics.retrieval_metrics` (same fp32 GEMMs, same chunks, same ties)."""
+    ranks = embedding_ranks(audio_emb, text_emb, audio_of_caption, chunk_size)
+    return _outcomes(ranks, audio_of_caption, audio_ids, fingerprint)
 
 
 def outcomes_from_scores(
@@ -155,25 +140,20 @@ def outcomes_from_score_fns(
     t2a_fn: Any, a2t_fn: Any, n_audios: int, n_captions: int, audio_of_caption: Any,
     audio_ids: Any = None, fingerprint: str = "", chunk_size: int | None = None,
 ) -> Outcomes:
-    """The shared chunked driver: ``t2a_fn(start, stop)`` / ``a2t_fn(start, stop)`` return score rows."""
-    aoc = torch.as_tensor(np.asarray(audio_of_caption, dtype=np.int64))
-    table = caption_table(aoc, n_audios)  # also validates: every recording has a caption
-    rows = chunk_size or max(1, _CHUNK_ELEMENTS // max(1, n_audios))
-    ranks = [t2a_ranks(t2a_fn(s, min(s + rows, n_captions)), aoc[s : s + rows]).cpu()
-             for s in range(0, n_captions, rows)]
-    rows = chunk_size or max(1, _CHUNK_ELEMENTS // max(1, n_captions))
-    m = table.indices.shape[1]
-    rows = max(1, min(rows, _CHUNK_ELEMENTS // max(1, m * m)))  # as bench.metrics bounds [rows, m, m]
-    firsts, aps = [], []
-    for s in range(0, n_audios, rows):
-        stop = min(s + rows, n_audios)
-        first, ap = a2t_ranks(a2t_fn(s, stop), table.rows(s, stop))
-        firsts.append(first.cpu())
-        aps.append(ap.cpu())
+    """Per-query outcomes of score functions, through :func:`bench.metrics.chunked_ranks` (the
+    driver of :func:`bench.metrics.chunked_metrics`): ``fn(start, stop)`` returns score rows."""
+    ranks = chunked_ranks(t2a_fn, a2t_fn, n_audios, n_captions, audio_of_caption, chunk_size)
+    return _outcomes(ranks, audio_of_caption, audio_ids, fingerprint)
+
+
+def _outcomes(ranks: dict[str, tuple[torch.Tensor, ...]], audio_of_caption: Any, audio_ids: Any,
+              fingerprint: str) -> Outcomes:
+    aoc = np.asarray(torch.as_tensor(audio_of_caption).cpu(), dtype=np.int64)
+    (t2a_rank,), (first, ap) = ranks["t2a"], ranks["a2t"]
+    n_audios = int(first.shape[0])
     return Outcomes(
-        torch.cat(ranks).numpy().astype(np.int64), torch.cat(firsts).numpy().astype(np.int64),
-        torch.cat(aps).numpy().astype(np.float64), _ids(audio_ids, n_audios), aoc.numpy().copy(),
-        caption_slots(aoc.numpy(), n_audios), str(fingerprint),
+        t2a_rank.numpy().astype(np.int64), first.numpy().astype(np.int64), ap.numpy().astype(np.float64),
+        _ids(audio_ids, n_audios), aoc.copy(), caption_slots(aoc, n_audios), str(fingerprint),
     )
 
 

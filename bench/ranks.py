@@ -19,6 +19,10 @@ from bench.metric_inputs import MetricInputError, as_index, check_scores
 MAP_CUTOFF = 10
 """The cut-off of mAP@10: only the 10 best relevant items of a query can contribute to its AP."""
 
+FEW_RELEVANT = 2
+"""Up to this many relevant captions per audio, a2t counts each directly (one pass each); above
+it, one top-k pass plus one counting pass is cheaper (measured in benchmarks/bench_metrics.py)."""
+
 
 class CaptionTable(NamedTuple):
     """The captions of every audio, padded: row a lists the caption indices of audio a.
@@ -101,6 +105,47 @@ def _count_buffer(s: torch.Tensor) -> torch.Tensor:
     return torch.empty(s.shape, dtype=dtype, device=s.device)
 
 
+def _count_ge_many(s: torch.Tensor, thresholds: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Per row i and column t, ``#{s[i, :] >= thresholds[i, t]}``, exact where it can matter.
+
+    ``thresholds`` are a query's best relevant scores in rank order (column 0 the best).
+    An entry whose caption cannot be within the first :data:`MAP_CUTOFF` positions is set to
+    ``n_items + MAP_CUTOFF + 1`` instead, which puts its position past the cut-off (AP@10 ignores
+    it); column 0 is always exact (it is the first relevant position).
+
+    Few thresholds: one count per column. Many: one ``topk(10)`` per row, with ``v`` its 10th
+    value. A threshold ``x > v`` has every item ``>= x`` inside the top 10, so the count is
+    read off the top-k values. A threshold ``x < v`` has at least 10 items above it, so its
+    position is past the cut-off. Only ``x == v`` (an exact tie with the 10th score) and column
+    0 below the top 10 need a counting pass, made on those rows only. This replaces up to 10
+    passes over the chunk by about two.
+    """
+    q, width = thresholds.shape
+    out = torch.empty(q, width, dtype=torch.long, device=s.device)
+    if q == 0 or width == 0:
+        return out
+    if width <= FEW_RELEVANT or s.shape[1] <= MAP_CUTOFF:
+        buf = _count_buffer(s)
+        for t in range(width):
+            out[:, t] = _count_ge(s, thresholds[:, t : t + 1], buf)
+        return out
+    top = torch.topk(s, MAP_CUTOFF, dim=1, sorted=True).values  # [q, 10], descending
+    tenth = top[:, -1:]
+    out.copy_((top[:, None, :] >= thresholds[:, :, None]).sum(2))  # exact where thresholds > tenth
+    # position = k + count - #{relevant >= x} >= count - n_relevant + 1 > MAP_CUTOFF
+    out.masked_fill_(thresholds < tenth, s.shape[1] + MAP_CUTOFF + 1)
+    tie = (thresholds == tenth) & valid
+    exact = tie.any(1) | (thresholds[:, 0] <= tenth[:, 0])  # rows needing real counts
+    rows = exact.nonzero().flatten()
+    if rows.numel():
+        sub = s if rows.numel() == q else s.index_select(0, rows)
+        need = torch.cat([torch.ones(1, dtype=torch.bool, device=s.device), tie[rows].any(0)[1:]])
+        buf = _count_buffer(sub)
+        for t in need.nonzero().flatten().tolist():
+            out[rows, t] = _count_ge(sub, thresholds[rows, t : t + 1], buf)
+    return out
+
+
 def t2a_ranks_raw(s: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     """:func:`t2a_ranks` of inputs already checked (the chunked drivers check each chunk once)."""
     positive_score = s.gather(1, pos[:, None])
@@ -115,8 +160,9 @@ def a2t_ranks(scores: Any, table: CaptionTable) -> tuple[torch.Tensor, torch.Ten
     relevant ones of equal score. Returns ``(first_position [q] long, ap10 [q] float64)``.
 
     The k-th best relevant caption (k = 1, 2, ...) sits at position
-    ``k + #{irrelevant captions scoring >= it}``; only k <= 10 can contribute to AP@10, so at most
-    10 passes over the chunk are made (a loop over relevant slots, not over queries).
+    ``k + #{irrelevant captions scoring >= it}``; only k <= 10 can contribute to AP@10. With up to
+    :data:`FEW_RELEVANT` relevant captions per query, one counting pass per relevant slot is made;
+    with more, one top-k pass plus at most one counting pass (see :func:`_count_ge_many`).
     """
     s = check_scores(scores, "scores", None, None)
     q = s.shape[0]
@@ -156,10 +202,7 @@ def a2t_ranks_raw(
     ge_top = rel_ge.gather(1, top)
     valid_top = valid.gather(1, top)
 
-    all_ge = torch.empty_like(k_top)
-    buf = _count_buffer(s)
-    for t in range(k_top.shape[1]):
-        all_ge[:, t] = _count_ge(s, s_top[:, t : t + 1], buf)
+    all_ge = _count_ge_many(s, s_top, valid_top)
     position = k_top + (all_ge - ge_top)  # k + #{irrelevant scoring >= s_k}
 
     hit = valid_top & (position <= MAP_CUTOFF)
