@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -212,23 +213,45 @@ class EvalAudio(Dataset):
         return {"audio": audio, "item_index": index}
 
 
+class TrainingDecodeError(DataError):
+    """A file that validated but no longer decodes (changed on disk during the run); one line.
+
+    DataLoader workers re-raise an exception as ``type(exc)(text with the worker's traceback)``;
+    this class keeps only the original message, so the user still sees one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        if "Original Traceback" in message:
+            last = message.strip().splitlines()[-1]
+            message = last.split(": ", 1)[1] if ": " in last else last
+        super().__init__(message)
+
+
 class AudioLoader:
     """Decodes through :mod:`bench.audio`, or through the decoded-audio cache when one is given.
 
     The cache holds whole clips (fp16), and crops are cut from them, so the same (offset,
-    length) is read with or without it; only fp16 rounding of the samples differs.
+    length) is read with or without it; only fp16 rounding of the samples differs. A file that
+    stops decoding after validation follows the dataset's ``on_error``: ``raise`` stops the run
+    with one line naming the file, ``skip`` logs it once and feeds silence in its place.
     """
 
-    def __init__(self, cache: Any = None) -> None:
+    def __init__(self, cache: Any = None, on_error: str = "raise") -> None:
         self.cache = cache
+        self.on_error = on_error
         self._infos: dict[str, Any] = {}
+        self._failed: set[str] = set()
 
     def _info(self, path: Any) -> Any:
         key = str(path)
         if key not in self._infos:
-            from bench.audio import audio_info
+            from bench.audio import AudioError, audio_info
 
-            self._infos[key] = audio_info(path)
+            try:
+                self._infos[key] = audio_info(path)
+            except AudioError as exc:
+                raise TrainingDecodeError(f"{' '.join(str(exc).split())} (it passed validation, so it changed "
+                                          "during the run; fix it and run `bench validate`)") from None
         return self._infos[key]
 
     def duration(self, path: Any) -> float:
@@ -239,6 +262,22 @@ class AudioLoader:
         return int(self._info(path).sample_rate)
 
     def load(self, path: Any, sample_rate: int, offset: float, seconds: float | None) -> np.ndarray:
+        from bench.audio import AudioError
+
+        try:
+            return self._load(path, sample_rate, offset, seconds)
+        except AudioError as exc:
+            reason = " ".join(str(exc).split())
+            if self.on_error != "skip":
+                raise TrainingDecodeError(f"{reason} (it passed validation, so it changed during the run; "
+                                          "fix it and run `bench validate`, or use on_error=skip)") from None
+            if str(path) not in self._failed:
+                self._failed.add(str(path))
+                logging.getLogger("bench").warning("skipping audio that no longer decodes, silence in its "
+                                                   "place (on_error=skip): %s", reason)
+            return np.zeros(1, dtype=np.float32)
+
+    def _load(self, path: Any, sample_rate: int, offset: float, seconds: float | None) -> np.ndarray:
         if self.cache is not None:
             whole = self.cache.load(path, sample_rate, None)
             start = int(round(offset * sample_rate))

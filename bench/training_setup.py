@@ -170,7 +170,8 @@ def build_training(cfg: RunConfig, components: Components, splits: dict[str, Spl
     if audio_loader is None:
         from bench.audio_cache import AudioCache
 
-        audio_loader = AudioLoader(AudioCache() if cfg.train.audio_cache else None)
+        audio_loader = AudioLoader(AudioCache() if cfg.train.audio_cache else None,
+                                   on_error=getattr(components.dataset, "on_error", "raise"))
     model = build_model(components, cfg.train, device, init_state)
     loss = components.loss.to(device)
     forward_model = wrap_for_ddp(model, device, world_size)
