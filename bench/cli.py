@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--output", default="leaderboard/README.md")
     board.add_argument("--check", action="store_true", help="exit 1 if the markdown is not current")
     board.add_argument("--plot", metavar="DIR", help="also draw one bar chart per benchmark into DIR")
+    board.add_argument("--html", metavar="DIR", help="also write the static leaderboard site into DIR "
+                       "(with --check: check it is current)")
 
     sub.add_parser("presets", help="list the presets `bench run --preset` accepts")
     for module in _command_modules():
@@ -190,6 +192,10 @@ def cmd_fuse(args: argparse.Namespace) -> int:
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench import leaderboard
 
+    if args.html:  # first, so that a result the markdown refuses is skipped here with a warning
+        from bench.leaderboard_html import html_command
+
+        html_command(Path(args.results_dir), Path(args.html), check=args.check)
     if args.check:
         leaderboard.check(Path(args.results_dir), Path(args.output))
         print(f"{args.output} is current")
