@@ -93,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 # ``add_parser(subparsers)`` and ``run(args) -> int``; listing a module here is all it takes.
 COMMAND_MODULES: tuple[str, ...] = (
     "bench.cli_reproduce",
+    "bench.cli_eval",
 )
 
 

@@ -111,6 +111,28 @@ class Dataset(Protocol):
     def split(self, name: str) -> Sequence[Item]: ...
 
 
+@runtime_checkable
+class RetrievalModel(Protocol):
+    """A finished audio-text model with its own projections (``bench eval --model NAME``).
+
+    ``embed_audio(waveforms, lengths)`` maps a float ``[B, T]`` CPU tensor (mono, in [-1, 1],
+    zero-padded, resampled by the harness to ``sample_rate``) and a long ``[B]`` tensor of valid
+    samples to ``[B, D]``; ``embed_text(captions)`` maps a list of strings to ``[B, D]``. Both in
+    the same space (scores are dot products, so return normalised vectors for cosine agreement);
+    the model moves inputs to its own device. Optional: ``max_seconds`` (the harness cuts clips
+    there; default 30), ``stochastic: bool`` (embeddings depend on ``--seed``, e.g. random crops;
+    the seed is then part of the embedding cache key), ``fingerprint: str`` (identifies weights
+    and options for the embedding cache; an ``nn.Module`` without one is hashed, any other object
+    is not cached) and ``describe() -> dict`` (what the result records about the model).
+    """
+
+    sample_rate: int
+
+    def embed_audio(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor: ...
+
+    def embed_text(self, captions: list[str]) -> torch.Tensor: ...
+
+
 # -- checks ---------------------------------------------------------------------------------------
 #: What each kind must be, in words, for the "expected ..." part of a message.
 EXPECTED = {
@@ -118,6 +140,7 @@ EXPECTED = {
     "text_encoder": "a torch.nn.Module with embed_dim and forward(captions)",
     "loss": "a torch.nn.Module with forward(audio, text, batch)",
     "dataset": "an object with split(name) returning items",
+    "model": "an object with sample_rate, embed_audio(waveforms, lengths) and embed_text(captions)",
 }
 _MODULE_KINDS = ("audio_encoder", "text_encoder", "loss")
 
@@ -154,8 +177,12 @@ def contract_problem(kind: str, obj: Any) -> str | None:
         return f"factory returned {type(obj).__name__}, expected {expected}"
     if kind == "dataset" and not callable(getattr(obj, "split", None)):
         return f"factory returned {type(obj).__name__} without a callable split(name), expected {expected}"
+    if kind == "model":
+        missing = [m for m in ("embed_audio", "embed_text") if not callable(getattr(obj, m, None))]
+        if missing:
+            return f"factory returned {type(obj).__name__} without a callable {missing[0]}, expected {expected}"
     required: dict[str, tuple[Any, str]] = {}
-    if kind == "audio_encoder":
+    if kind in ("audio_encoder", "model"):
         required["sample_rate"] = (_positive_int, "an int > 0 (Hz)")
     if kind in ("audio_encoder", "text_encoder"):
         required["embed_dim"] = (_positive_int, "an int > 0")
@@ -168,6 +195,9 @@ def contract_problem(kind: str, obj: Any) -> str | None:
     if kind == "audio_encoder":
         optional = {"crop_seconds": (_positive_number, "a number > 0"),
                     "max_seconds": (_positive_number, "a number > 0")}
+    if kind == "model":
+        optional = {"max_seconds": (_positive_number, "a number > 0"),
+                    "stochastic": (lambda v: isinstance(v, bool), "True or False")}
     if kind in _MODULE_KINDS:
         optional["pretrained" if kind != "loss" else "requires_teachers"] = (
             lambda v: isinstance(v, bool), "True or False")

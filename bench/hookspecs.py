@@ -103,6 +103,16 @@ def register_loggers(register: Register) -> None:
 
 
 @hookspec
+def register_models(register: Register) -> None:
+    """Register finished retrieval models: ``register("name", factory)``, scored by ``bench eval --model name``.
+
+    ``factory(**options)`` returns an object following :class:`bench.contracts.RetrievalModel`
+    (``sample_rate``, ``embed_audio(waveforms, lengths)``, ``embed_text(captions)``). A model
+    whose weights are missing fails in the factory, with how to supply them, before any data work.
+    """
+
+
+@hookspec
 def on_run_start(config: Any, run_dir: Path, resumed: bool) -> None:
     """A run starts (or resumes) in ``run_dir``; ``config`` is its :class:`bench.config.RunConfig`."""
 

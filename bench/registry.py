@@ -41,6 +41,7 @@ HOOK_OF_KIND = {
     "loss": "register_losses",
     "dataset": "register_datasets",
     "logger": "register_loggers",
+    "model": "register_models",
 }
 
 
