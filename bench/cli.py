@@ -152,13 +152,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
         if "on_error" in registry.get("dataset", member).option_defaults():
             set_options.setdefault(member, {})["on_error"] = "skip"
     dataset = build_dataset(dataset_spec(registry, args.dataset, set_options), registry)
-    reports = validate_dataset(dataset, SPLITS, sample_rate=args.sample_rate)
+    reports = validate_dataset(dataset, SPLITS, sample_rate=args.sample_rate, log_warnings=False)
     bad_total = 0
     for name in SPLITS:
         report = reports[name]
         print(report.summary())
         for bad in report.bad:
             print(f"  {bad}")
+        for warning in report.warnings:  # usable, but worth a look (silence, identical audio)
+            print(f"  warning: {warning}")
         bad_total += len(report.bad)
     if bad_total:
         advice = ("a run skips them and lists them in its result" if skipping else

@@ -27,7 +27,8 @@ from typing import Any
 from bench.atomic import atomic_write_text
 from bench.audio_checks import SILENCE_PEAK, ValidationOptions, judge, options_of
 from bench.cache_dir import MANIFESTS, cache_root
-from bench.duplicates import log_warnings, mark_duplicates
+from bench.duplicates import log_warnings as log_report_warnings
+from bench.duplicates import mark_duplicates
 from bench.validation_report import (
     ON_ERROR_CHOICES,
     BadEntry,
@@ -262,7 +263,8 @@ def validate_split_cached(items: Sequence[Any], *, cache_dir: str | os.PathLike[
 def validate_dataset(dataset: Any, splits: Sequence[str] = ("train", "val", "test"), *,
                      sample_rate: int | None = None, root: str | os.PathLike[str] | None = None,
                      decode: bool = True, cache_dir: str | os.PathLike[str] | None | bool = None,
-                     options: ValidationOptions | None = None) -> dict[str, ValidationReport]:
+                     options: ValidationOptions | None = None,
+                     log_warnings: bool = True) -> dict[str, ValidationReport]:
     """Validate the given splits of ``dataset``; returns ``{split: ValidationReport}``.
 
     ``root`` defaults to ``dataset.root`` when the dataset has one. Entries the dataset already
@@ -271,7 +273,7 @@ def validate_dataset(dataset: Any, splits: Sequence[str] = ("train", "val", "tes
     ``options`` default to the dataset's own (:func:`bench.audio_checks.options_of`). After
     the splits are checked, identical audio is grouped (:func:`bench.duplicates.mark_duplicates`):
     within a split a warning, across splits a bad entry of the later split (or a warning with
-    ``on_leak="warn"``). Warnings are logged, one line per kind.
+    ``on_leak="warn"``). Warnings are logged, one line per kind, unless ``log_warnings=False``.
     """
     opts = options or options_of(dataset)
     if root is None:
@@ -291,5 +293,6 @@ def validate_dataset(dataset: Any, splits: Sequence[str] = ("train", "val", "tes
             reports[name] = validate_split_cached(items, cache_dir=None if cache_dir is True else cache_dir,
                                                   dataset_key=key, **kwargs)
     mark_duplicates(reports, splits, opts.on_leak)
-    log_warnings(reports.values())
+    if log_warnings:  # `bench validate` lists them itself
+        log_report_warnings(reports.values())
     return reports

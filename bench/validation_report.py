@@ -141,7 +141,9 @@ class ValidationReport:
 
 def _reason_kind(reason: str) -> str:
     r = reason.lower()
-    for key, label in (("identical audio", "identical audio"), ("header says", "length differs from header"),
+    for key, label in (("identical audio", "identical audio"), ("also in split", "listed in two splits"),
+                       ("fields, header has", "malformed CSV row"), ("is not one of train", "malformed CSV row"),
+                       ("empty file_name", "malformed CSV row"), ("header says", "length differs from header"),
                        ("too short", "too short"), ("sample rate", "bad sample rate"), ("silent", "silent"),
                        ("not found", "missing"), ("missing", "missing"), ("empty (0 bytes)", "empty file"),
                        ("nan", "non-finite"), ("not an audio", "not audio"), ("header", "bad header"),
