@@ -29,6 +29,7 @@ from bench.leaderboard_rows import (  # noqa: F401  (re-exported: the leaderboar
     benchmark_key,
     benchmark_title,
     component_label,
+    duration,
     loss_label,
     small_test_warning,
 )
@@ -55,11 +56,12 @@ random ranking of the same test split.
 The Training column is each row's budget: epochs; `teacher+student` epochs for distillation;
 `N × budget` for a fusion of N runs (its train time is the mean of its members'); `zero-shot` or
 `trained on X` for models scored by `bench eval`. Rows are ranked within a budget, never silently
-across budgets. † marks a result written from a working tree with uncommitted changes; ‡ one
-produced by an older commit kept in `leaderboard/pinned.toml`.
+across budgets. In the Provenance column, † marks a result written from a working tree with
+uncommitted changes, ‡ one produced by an older commit kept in `leaderboard/pinned.toml`.
 """
 LABEL_COLUMNS = ["Audio encoder", "Text encoder", "Loss"]
 RUN_COLUMNS = ["Seeds", "Training", "Train time", "Device"]
+PROVENANCE_COLUMN = "Provenance"
 CHANCE_LABEL = "*chance*"
 DIRTY_MARK = "†"
 PINNED_MARK = "‡"
@@ -129,16 +131,14 @@ def _table_cells(rows: list[dict[str, Any]], chance: dict, found: TableStats, pi
     for index, row in enumerate(rows):
         cell = {name: row[name] for name in LABEL_COLUMNS + RUN_COLUMNS}
         dirty, shorts = _marks(row, pinned)
-        marks = ([DIRTY_MARK] if dirty else []) + [f"{PINNED_MARK}{s}" for s in shorts]
-        if marks:
-            cell["Audio encoder"] = f"{row['Audio encoder']} {' '.join(marks)}"
+        cell[PROVENANCE_COLUMN] = " ".join(([DIRTY_MARK] if dirty else []) + [f"{PINNED_MARK}{s}" for s in shorts])
         for d, metric in metric_table.leaderboard_columns():
             name = metric_table.column_name(d, metric)
             cell[name] = _cell(metric, row["values"][name], found.cis.get(index, {}).get(name))
             if name == primary and found.not_worse is not None and index in found.not_worse and cell[name]:
                 cell[name] = f"**{cell[name]}**"
         cells.append(cell)
-    chance_row = {name: "" for name in columns()}
+    chance_row = {name: "" for name in [*columns(), PROVENANCE_COLUMN]}
     chance_row["Audio encoder"] = CHANCE_LABEL
     for d, metric in metric_table.leaderboard_columns():
         value = (chance.get(d) or {}).get(metric.key)
@@ -164,7 +164,10 @@ def _tables(results: list[dict[str, Any]], sources: dict[str, Path] | None,
         if found.not_worse is not None:
             caption.append(significance_caption(found.tested, len(rows)))
         notes = _footnotes(rows, pinned) + [f"No confidence interval: {note}" for note in found.notes]
-        table = pd.DataFrame(_table_cells(rows, chance, found, pinned), columns=columns())
+        cells = _table_cells(rows, chance, found, pinned)
+        # The provenance column appears only where a row has a mark (the footnotes say what it means).
+        names = columns() + ([PROVENANCE_COLUMN] if any(c[PROVENANCE_COLUMN] for c in cells) else [])
+        table = pd.DataFrame(cells, columns=names)
         out[key] = (title, caption, table, notes)
     return out
 

@@ -68,6 +68,30 @@ def outcomes_name(result: dict[str, Any]) -> str:
     return str(result.get("run_id", "?"))
 
 
+def column_cis(outcomes: list[Any]) -> dict[str, tuple[float, float]]:
+    """Column name -> (low, high): what :func:`bench.stats.metric_cis` gives, for the shown columns only.
+
+    The same calls as ``metric_cis`` (one run: ``bootstrap_ci``; a seed group: ``seeds_ci``, the
+    combined interval), restricted to the leaderboard's columns: the medians and mean ranks it
+    would also bootstrap are not shown and cost most of the time.
+    """
+    from bench import stats
+
+    values = [stats.metric_values(o) for o in outcomes]
+    out = {}
+    for d, metric in metric_table.leaderboard_columns():
+        if (d, metric.key) not in values[0]:
+            continue
+        statistic = values[0][(d, metric.key)][1]
+        runs = [v[(d, metric.key)][0] for v in values]
+        if len(runs) == 1:
+            ci: Any = stats.bootstrap_ci(runs[0], statistic, seed=CI_SEED)
+        else:
+            ci = stats.seeds_ci(runs, statistic, seed=CI_SEED)
+        out[metric_table.column_name(d, metric)] = (ci.low, ci.high)
+    return out
+
+
 def annotate(rows: list[dict[str, Any]], sources: dict[str, Path]) -> TableStats:
     """CIs for every row with usable sidecars and the set not significantly worse than the best."""
     out = TableStats()
@@ -80,16 +104,13 @@ def annotate(rows: list[dict[str, Any]], sources: dict[str, Path]) -> TableStats
             usable[index] = outcomes
     if not usable:
         return out
-    from bench import stats
     from bench.compare import System, not_significantly_worse
     from bench.per_query import align
 
     reference = next(iter(usable.values()))[0]
     systems = []
     for index, outcomes in usable.items():
-        cis = stats.metric_cis(outcomes, seed=CI_SEED)
-        out.cis[index] = {metric_table.column_name(d, m): (cis[d][m.key]["low"], cis[d][m.key]["high"])
-                          for d, m in metric_table.leaderboard_columns() if m.key in cis.get(d, {})}
+        out.cis[index] = column_cis(outcomes)
         try:
             aligned = [align(reference, o, ("the first tested row", outcomes_name(rows[index]["runs"][0])))[1]
                        for o in outcomes]

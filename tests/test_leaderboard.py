@@ -20,6 +20,8 @@ def tables(markdown: str) -> dict[str, list[dict[str, str]]]:
     for index, section in enumerate(markdown.split("\n## ")[1:]):
         title, _, body = section.partition("\n")
         lines = [line for line in body.splitlines() if line.startswith("|")]
+        if not lines:  # "## Unreadable results": a list, not a table
+            continue
         header = [cell.strip() for cell in lines[0].strip("|").split("|")]
         rows = [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")))) for line in lines[2:]]
         out[f"{index}:{title}"] = rows
