@@ -129,3 +129,8 @@ class AudioCapsDataset(CaptionDataset):
                             "audiocap_ids": c["audiocap_ids"]})
                  for rel, c in clips.items()]
         return items, bad, None
+
+
+from bench_plugins.datasets._preflight import preflight_audiocaps  # noqa: E402  (cheap checks, bench.preflight)
+
+build_audiocaps.preflight = preflight_audiocaps  # type: ignore[attr-defined]

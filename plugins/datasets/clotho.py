@@ -105,3 +105,8 @@ class ClothoDataset(CaptionDataset):
             m = dict(meta.get(name, {}))
             items.append(Item(audio_id=name, audio_path=audio_dir / name, captions=caps, meta=m))
         return items, bad, N_CAPTIONS
+
+
+from bench_plugins.datasets._preflight import preflight_clotho  # noqa: E402  (cheap checks, bench.preflight)
+
+build_clotho.preflight = preflight_clotho  # type: ignore[attr-defined]

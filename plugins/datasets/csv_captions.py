@@ -95,3 +95,8 @@ class CsvCaptionsDataset(CaptionDataset):
     def _parse(self, split: str) -> tuple[list[Any], list[Any], int | None]:
         items, bad = self._read_all()[split]
         return list(items), list(bad), None
+
+
+from bench_plugins.datasets._preflight import preflight_csv  # noqa: E402  (cheap checks, bench.preflight)
+
+build_csv.preflight = preflight_csv  # type: ignore[attr-defined]

@@ -184,3 +184,8 @@ class WavCapsDataset(CaptionDataset):
                 items.append(Item(audio_id=f"{subset}/{sid}", audio_path=audio_dir / f"{sid}.flac",
                                   captions=(caption.strip(),), meta={"subset": subset, "id": sid}))
         return items, bad, 1
+
+
+from bench_plugins.datasets._preflight import preflight_wavcaps  # noqa: E402  (cheap checks, bench.preflight)
+
+build_wavcaps.preflight = preflight_wavcaps  # type: ignore[attr-defined]
