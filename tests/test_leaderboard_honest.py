@@ -304,3 +304,8 @@ def test_render_is_deterministic_with_sidecars_in_any_file_order(tmp_path, make_
         outputs.append(leaderboard.render_dir(tmp_path / name)[0])
     assert outputs[0] == outputs[1]
     assert json.dumps(outputs[0]).count("**") >= 2
+
+
+def test_header_states_the_bootstrap_that_cells_use():
+    assert f"({stats.N_BOOTSTRAP:,} resamples, seeded)" in leaderboard.HEADER.replace("\n", " ")
+    assert stats.N_BOOTSTRAP >= 1000 and stats.CONFIDENCE == 0.95
