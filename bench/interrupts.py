@@ -7,11 +7,17 @@ to exit 0. So the handler also records the signal, and :func:`check` (called by 
 every step and before a result is written) raises again: a swallowed signal still stops the run
 at the next step. :class:`Interrupted` subclasses ``KeyboardInterrupt``, so code that already
 cleans up on Ctrl-C cleans up on SIGTERM too.
+
+The one place where a lost exception was seen is ``fork`` (DataLoader workers starting): the
+interpreter's at-fork callbacks (``logging``'s lock release, among others) swallow it. While a
+fork is under way the handler only records the signal, and delivers it again 50 ms after the
+fork, from a timer thread, when the main thread is back in ordinary code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -21,6 +27,8 @@ __all__ = ["Interrupted", "check", "handling", "note_run", "received", "resume_h
 
 _received: int | None = None
 _run: tuple[str, Path] | None = None
+_forking = 0  # > 0 between this process's at-fork "before" and "after" callbacks
+_held: int | None = None  # a signal that arrived during a fork, to deliver after it
 
 
 class Interrupted(KeyboardInterrupt):
@@ -33,10 +41,39 @@ class Interrupted(KeyboardInterrupt):
 
 
 def _handler(signum: int, _frame: object) -> None:
-    global _received
+    global _received, _held
     if _received is None:
         _received = signum
+    if _forking:
+        _held = signum  # raising inside an at-fork callback would be "Exception ignored"
+        return
     raise Interrupted(_received)
+
+
+def _before_fork() -> None:
+    global _forking
+    _forking += 1
+
+
+def _after_fork_in_parent() -> None:
+    global _forking, _held
+    _forking = max(0, _forking - 1)
+    if _held is not None and not _forking:
+        timer = threading.Timer(0.05, os.kill, (os.getpid(), _held))
+        timer.daemon = True
+        timer.start()
+        _held = None
+
+
+def _after_fork_in_child() -> None:
+    global _forking, _held
+    _forking, _held = 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    # Registered at import, after logging's: our "before" runs first, our "after" last.
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
 
 
 def received() -> int | None:

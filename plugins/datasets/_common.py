@@ -7,10 +7,11 @@ bench's validation code freely.
 from __future__ import annotations
 
 import csv
-import io
+import itertools
 import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from bench.errors import ConfigError, DataError
 from bench.items import Item
@@ -37,12 +38,7 @@ def resolve_root(dataset: str, root: str | os.PathLike[str] | None, *, subdir: s
 
 def read_text(path: Path, encoding: str = "utf-8", *, what: str = "file") -> str:
     """Read a whole text file; a decoding problem becomes a one-line :class:`DataError`."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: {what} not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    data = _read_bytes(path, what)
     enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
     try:
         return data.decode(enc)
@@ -52,19 +48,51 @@ def read_text(path: Path, encoding: str = "utf-8", *, what: str = "file") -> str
                         f"re-save the {what} as {encoding}") from None
 
 
-def read_csv(path: Path, required: Sequence[str], *, encoding: str = "utf-8",
-             what: str = "CSV file") -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
+def _read_bytes(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read {what} ({exc.strerror})") from None
+
+
+def _lines(path: Path, encoding: str, what: str,
+           on_error: str) -> list[tuple[int, str | None, str | None]]:
+    """``(line number, text or None, problem)`` of each physical line, decoded one by one, so one
+    bad byte costs its line (under ``on_error="skip"``), not the file. For ASCII-compatible
+    encodings (UTF-8, ISO-8859-1, cp1252: those of the datasets' CSVs)."""
+    data = _read_bytes(path, what)
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    out: list[tuple[int, str | None, str | None]] = []
+    for number, raw in enumerate(data.splitlines(keepends=True), 1):
+        try:
+            out.append((number, raw.decode("utf-8-sig" if utf8 and number == 1 else encoding), None))
+        except UnicodeDecodeError as exc:
+            problem = f"is not valid {encoding} (byte 0x{raw[exc.start]:02x})"
+            if on_error != "skip" or not out:  # a bad header line leaves nothing to read
+                raise DataError(f"{path}: line {number} {problem}; re-save the {what} as {encoding}") from None
+            out.append((number, None, f"line {problem}"))
+    return out
+
+
+def read_csv(path: Path, required: Sequence[str], *, encoding: str = "utf-8", what: str = "CSV file",
+             on_error: str = "raise") -> Iterator[tuple[int, dict[str, str] | None, str | None]]:
     """Yield ``(line_number, row_dict, problem)`` for each data row of a headed CSV file.
 
-    Missing required columns raise :class:`DataError` naming the file and the columns. A row
-    with the wrong number of fields yields ``(line, None, reason)`` so the caller can report it.
+    Parsing is strict (``csv`` ``strict=True``): a stray or unbalanced quote is an error at the
+    line where its record starts, never a field that swallows the following rows. Missing
+    required columns raise :class:`DataError` naming the file and the columns. A row with the
+    wrong number of fields yields ``(line, None, reason)`` so the caller can report it; so do a
+    quoting error and an undecodable line under ``on_error="skip"`` (the rest of the file is
+    read: parsing restarts on the next line), where ``"raise"`` raises :class:`DataError` naming
+    the line.
     """
-    text = read_text(path, encoding, what=what)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    lines = _lines(path, encoding, what, on_error)
+    if not lines or not lines[0][1] or not lines[0][1].strip():
+        raise DataError(f"{path}: {what} is empty; expected a header row with {','.join(required)}")
     try:
-        header = next(reader)
-    except StopIteration:
-        raise DataError(f"{path}: {what} is empty; expected a header row with {','.join(required)}") from None
+        header = next(csv.reader([lines[0][1]], strict=True))
     except csv.Error as exc:
         raise DataError(f"{path}: line 1: malformed CSV ({exc})") from None
     header = [h.strip() for h in header]
@@ -73,16 +101,28 @@ def read_csv(path: Path, required: Sequence[str], *, encoding: str = "utf-8",
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected columns "
                         f"{','.join(required)} (found {','.join(header) or 'none'})")
     n = len(header)
-    while True:
+    index = 1
+    while index < len(lines):
+        line, text, problem = lines[index]
+        if text is None:
+            yield line, None, problem
+            index += 1
+            continue
+        if not text.strip():
+            index += 1  # blank lines carry no entry
+            continue
+        # A record may span lines only inside a quoted field, and never across an undecodable line.
+        following = (t for _, t, _ in lines[index:])
+        reader = csv.reader(itertools.takewhile(lambda t: t is not None, following), strict=True)
         try:
             row = next(reader)
-        except StopIteration:
-            return
         except csv.Error as exc:
-            raise DataError(f"{path}: line {reader.line_num}: malformed CSV ({exc})") from None
-        line = reader.line_num
-        if not row or all(not c.strip() for c in row):
-            continue  # blank lines carry no entry
+            if on_error != "skip":
+                raise DataError(f"{path}: line {line}: malformed CSV ({exc}); check its quotes") from None
+            yield line, None, f"malformed CSV ({exc})"
+            index += 1
+            continue
+        index += reader.line_num
         if len(row) != n:
             yield line, None, f"has {len(row)} fields, header has {n}"
             continue

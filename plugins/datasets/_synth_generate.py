@@ -20,6 +20,11 @@ generators of one root; the completion marker is written last, so a root without
 generation) is never used as is: the next call re-checks every wav (size from the clip's spec),
 renders the missing or damaged ones (identical bytes, since every clip has its own RNG) and
 rewrites the CSVs before the marker.
+
+Verification: the marker records every wav's size and CRC-32 (zlib), and every call checks them
+(reading a cached root costs one pass over its bytes at several GB/s). A wav that is missing,
+truncated or overwritten is named in the log, rendered again (identical bytes) and counted, so a
+damaged cache never changes a run's metrics silently.
 """
 
 from __future__ import annotations
@@ -29,14 +34,16 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import time
 import wave
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bench.errors import DataError
-
 from bench_plugins.datasets._synth_events import SAMPLE_RATE, ClipSpec, render_clip, sample_clip
 
 GENERATOR_VERSION = 2
@@ -51,6 +58,7 @@ WAV_HEADER_BYTES = 44  # the stdlib ``wave`` writer's canonical RIFF header
 METADATA_COLUMNS = ("file_name", "keywords", "sound_id", "sound_link", "start_end_samples",
                     "manufacturer", "license", "duration_s", "background", "n_events", "events")
 SOUND_ID_BASE = 900_000_000  # far above real Freesound ids, so no exclusion list ever matches
+log = logging.getLogger("bench")
 
 
 def options_dict(n_train: int, n_val: int, n_test: int, seed: int) -> dict[str, int]:
@@ -149,7 +157,8 @@ def _render_jobs(root: Path, jobs: list[tuple[ClipSpec, str]], n_proc: int) -> N
     try:
         for share in shares[1:]:
             proc = subprocess.Popen(
-                [sys.executable, "-c", "from bench_plugins.datasets._synth_generate import _worker_main; _worker_main()"],
+                [sys.executable, "-c",
+                 "from bench_plugins.datasets._synth_generate import _worker_main; _worker_main()"],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
             procs.append(proc)
             payload = json.dumps([[s.seed, s.split_code, s.index, path] for s, path in share])
@@ -259,15 +268,42 @@ def _read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def file_checksum(path: Path) -> list[int]:
+    """``[size, crc32]`` of a file's bytes (what the marker records for every wav)."""
+    data = path.read_bytes()
+    return [len(data), zlib.crc32(data)]
+
+
+def damaged_files(root: Path, marker: dict[str, Any]) -> dict[str, str]:
+    """``{relative path: problem}`` of the wavs that differ from the marker's record."""
+    bad: dict[str, str] = {}
+    for name, (size, crc) in (marker.get("files") or {}).items():
+        actual = file_checksum(root / name) if (root / name).is_file() else [-1, 0]
+        if actual[0] != size:
+            bad[name] = "missing" if actual[0] < 0 else f"{actual[0]} bytes, {size} were written"
+        elif actual[1] != crc:
+            bad[name] = f"checksum mismatch (crc32 {actual[1]:08x}, written {crc:08x})"
+    return bad
+
+
 def is_complete(root: Path, opts: dict[str, int]) -> bool:
-    """Whether ``root`` holds a finished generation for exactly these options."""
+    """Whether ``root`` holds a finished generation for exactly these options, every wav intact.
+
+    Damaged wavs are named in the log (the caller regenerates them); a marker of an older
+    bench without checksums counts as incomplete, so the next generation records them.
+    """
     marker = _read_json(root / MARKER_FILE)
     if marker is None:
         return False
     if marker.get("options") != opts:
         raise DataError(f"{root}: holds a synthetic dataset made with other options "
                         f"({marker.get('options')}, wanted {opts}); delete it or pass another root")
-    return True
+    if not marker.get("files"):
+        return False
+    bad = damaged_files(root, marker)
+    for name, problem in sorted(bad.items()):
+        log.warning("synthetic: %s is damaged (%s); regenerating it", root / name, problem)
+    return not bad
 
 
 def _check_ownership(root: Path, opts: dict[str, int]) -> None:
@@ -319,6 +355,8 @@ def generate(root: str | os.PathLike[str], n_train: int = 1000, n_val: int = 200
         counts = {"train": int(n_train), "val": int(n_val), "test": int(n_test)}
         specs = {split: clip_specs(counts[split], split, int(seed)) for split in SPLITS}
 
+        marker = _read_json(root / MARKER_FILE) or {}
+        damaged = damaged_files(root, marker) if marker.get("options") == opts else {}
         jobs: list[tuple[ClipSpec, str]] = []
         for stale in root.glob(".*.tmp.*"):  # a CSV or marker left half-written by a killed run
             stale.unlink()
@@ -333,7 +371,7 @@ def generate(root: str | os.PathLike[str], n_train: int = 1000, n_val: int = 200
                     ok = path.stat().st_size == WAV_HEADER_BYTES + 2 * s.n_samples
                 except FileNotFoundError:
                     ok = False
-                if not ok:
+                if not ok or f"{folder}/{path.name}" in damaged:
                     jobs.append((s, str(path)))
         t0 = time.perf_counter()
         n_proc = _workers(workers, len(jobs))
@@ -341,6 +379,8 @@ def generate(root: str | os.PathLike[str], n_train: int = 1000, n_val: int = 200
         if progress and jobs:
             print(f"synthetic: rendered {len(jobs)} clips in {time.perf_counter() - t0:.1f} s "
                   f"({n_proc} process(es)) into {root}", flush=True)
+        if damaged:
+            log.warning("synthetic: %d damaged clip(s) regenerated in %s", len(damaged), root)
 
         for split, (folder, _code) in SPLITS.items():
             cap_header = ["file_name"] + [f"caption_{i}" for i in range(1, 6)]
@@ -350,6 +390,8 @@ def generate(root: str | os.PathLike[str], n_train: int = 1000, n_val: int = 200
             _atomic_write_bytes(root / f"clotho_metadata_{folder}.csv",
                                 _csv_bytes(METADATA_COLUMNS, metadata_rows(specs[split], folder),
                                            "iso-8859-1"))
+        files = {f"{folder}/{file_name(folder, s.index)}": file_checksum(root / folder / file_name(folder, s.index))
+                 for split, (folder, _code) in SPLITS.items() for s in specs[split]}
         _atomic_write_bytes(root / MARKER_FILE, json.dumps(
-            {"options": opts, "clips": counts, "sample_rate": SAMPLE_RATE}, sort_keys=True).encode())
+            {"options": opts, "clips": counts, "sample_rate": SAMPLE_RATE, "files": files}, sort_keys=True).encode())
     return root

@@ -98,7 +98,7 @@ class AudioCapsDataset(CaptionDataset):
         audio_dir = self.root / self.audio_dir.format(split=split)
         clips: dict[str, dict[str, Any]] = {}
         bad: list[BadEntry] = []
-        for line, row, problem in read_csv(csv_path, COLUMNS, what="captions CSV"):
+        for line, row, problem in read_csv(csv_path, COLUMNS, what="captions CSV", on_error=self.on_error):
             where = f"{csv_path.name} line {line}"
             if row is None:
                 bad.append(BadEntry(split, where, str(csv_path), problem or ""))

@@ -91,7 +91,7 @@ class ClothoDataset(CaptionDataset):
         cols = ("file_name",) + tuple(f"caption_{i}" for i in range(1, N_CAPTIONS + 1))
         meta = self._metadata(folder)
         items, bad = [], []
-        for line, row, problem in read_csv(csv_path, cols, what="captions CSV"):
+        for line, row, problem in read_csv(csv_path, cols, what="captions CSV", on_error=self.on_error):
             if row is None:
                 bad.append(BadEntry(split, f"{csv_path.name} line {line}", str(csv_path), problem or ""))
                 continue

@@ -63,7 +63,7 @@ class CsvCaptionsDataset(CaptionDataset):
         bad: dict[str, list[BadEntry]] = {s: [] for s in SPLITS}
         first_split: dict[str, str] = {}
         name = self.captions_path.name
-        for line, row, problem in read_csv(self.captions_path, COLUMNS, what="captions CSV"):
+        for line, row, problem in read_csv(self.captions_path, COLUMNS, what="captions CSV", on_error=self.on_error):
             where = f"{name} line {line}"
             if row is None:
                 # Which split the row belonged to is unknown; report it under train so it is seen.
