@@ -147,8 +147,12 @@ def training_label(result: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> 
     return f"{_epochs(result, by_id)} epochs"
 
 
-def train_seconds(result: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> float:
-    """Training time of one run; for a fusion the mean of its members' (a fusion trains nothing)."""
+def train_seconds(result: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> float | None:
+    """Training time of one run; for a fusion the mean of its members' (a fusion trains nothing); for
+    an eval result its training run's, None when that is not here or the model was not trained by bench."""
+    if result.get("kind") == "eval":
+        run = by_id.get(str((result.get("eval") or {}).get("run_id")))
+        return None if run is None or run.get("kind") == "eval" else train_seconds(run, by_id)
     own = float((result.get("timings") or {}).get("train_s", 0.0) or 0.0)
     if result.get("kind") != "fusion":
         return own
@@ -184,6 +188,7 @@ def _row(runs: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> dict[s
                                                 if v is not None]
               for d, m in metric_table.leaderboard_columns()}
     primary = [v for v in (_number(r, "metrics", direction, primary_key) for r in runs) if v is not None]
+    seconds = [t for t in (train_seconds(r, by_id) for r in runs) if t is not None]
     return {
         "sort": statistics.fmean(primary) if primary else None,
         "Audio encoder": component_label(first["audio_encoder"]),
@@ -192,7 +197,7 @@ def _row(runs: list[dict[str, Any]], by_id: dict[str, dict[str, Any]]) -> dict[s
         "values": values,
         "Seeds": str(len(runs)),
         "Training": training_label(first, by_id),
-        "Train time": duration(statistics.fmean(train_seconds(r, by_id) for r in runs)),
+        "Train time": duration(statistics.fmean(seconds)) if seconds else "",
         "Device": str((first.get("provenance") or {}).get("device", "?")),
         "combination": str(first.get("combination") or first["run_id"]),
         "runs": runs,

@@ -286,6 +286,16 @@ def test_eval_rows_marked_and_protocols_in_separate_tables(make_result):
     training = [row["Training"] for row in synthetic[0][:-1]]
     assert training == ["8 epochs", "zero-shot", "trained on clotho (8 epochs)", "trained on audiocaps"]
     assert [row["t2a mAP@10"] for row in laion[0][:-1]] == ["40.00"]
+    # bench trained none of the eval models but the clotho run: only that row has a train time.
+    assert [row["Train time"] for row in synthetic[0][:-1]] == ["2m 05s", "", "2m 05s", ""]
+
+
+def test_seed_without_sidecar_in_a_sidecar_group_is_named(tmp_path, make_result):
+    with_sidecar(tmp_path / "r", make_result("s0", seed=0, combination="x"), outcomes(0.5, seed=1))
+    write_result(make_result("s1", seed=1, combination="x"), tmp_path / "r")
+    markdown, _, _ = leaderboard.render_dir(tmp_path / "r")
+    assert "±" in only_table(markdown)[0]["t2a mAP@10"]
+    assert "No confidence interval: " in markdown and "s1.json: the result records no per-query sidecar" in markdown
 
 
 def test_committed_leaderboard_is_current():
