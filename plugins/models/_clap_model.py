@@ -27,15 +27,19 @@ def hub_cache_dir() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
+def _not_available(model: str) -> ConfigError:
+    folder = hub_cache_dir() / f"models--{model.replace('/', '--')}"
+    return ConfigError(
+        f"clap model {model!r} is not in the Hugging Face cache (looked in {folder}) and cannot be downloaded here; "
+        f"download it on a connected machine (`huggingface-cli download {model}`) and copy the cache folder, "
+        f"or pass a local directory with --set clap.model=/path/to/{model.split('/')[-1]}"
+    )
+
+
 def load_clap(model: str, local_only: bool) -> tuple[Any, Any]:
     """``(ClapProcessor, ClapModel)`` from a local directory or the hub cache; one line if unavailable."""
-    from transformers import ClapModel, ClapProcessor
-    from transformers.utils import logging as hf_logging
-
     from bench_plugins.encoders._text_model import _hub_reachable
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
     path = Path(model).expanduser()
     if path.is_dir():
         source, may_download = str(path), False
@@ -45,6 +49,13 @@ def load_clap(model: str, local_only: bool) -> tuple[Any, Any]:
                               "laion/clap-htsat-unfused or an existing directory with --set clap.model=DIR")
         source = model
         may_download = not (local_only or _offline()) and _hub_reachable()
+        if not may_download and not (hub_cache_dir() / f"models--{model.replace('/', '--')}").is_dir():
+            raise _not_available(model)  # at once, without importing transformers' CLAP
+    from transformers import ClapModel, ClapProcessor
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     error: Exception | None = None
     for local_files_only in ([True, False] if may_download else [True]):
         try:
@@ -57,12 +68,7 @@ def load_clap(model: str, local_only: bool) -> tuple[Any, Any]:
         raise ConfigError(f"clap model directory {path} cannot be loaded ({type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else ''}); it needs config.json, the weights "
                           "and the processor files that ClapModel/ClapProcessor.save_pretrained write")
-    folder = hub_cache_dir() / f"models--{model.replace('/', '--')}"
-    raise ConfigError(
-        f"clap model {model!r} is not in the Hugging Face cache (looked in {folder}) and cannot be downloaded here; "
-        f"download it on a connected machine (`huggingface-cli download {model}`) and copy the cache folder, "
-        f"or pass a local directory with --set clap.model=/path/to/{model.split('/')[-1]}"
-    )
+    raise _not_available(model)
 
 
 class ClapRetrieval(nn.Module):
