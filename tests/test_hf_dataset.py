@@ -125,6 +125,19 @@ def test_a_string_column_of_paths_is_read_from_disk(tmp_path):
     assert load_audio(item.audio_path, 16000).shape == (16000,)
 
 
+def test_rows_of_one_recording_are_gathered_by_id_column(tmp_path):
+    data = make_dataset()
+    # One row per caption, as AudioCaps mirrors often are: the "clip" column says which rows belong together.
+    data = data.remove_columns([f"caption_{j}" for j in range(2, 6)])
+    per_caption = datasets.DatasetDict({name: datasets.concatenate_datasets([split, split])
+                                        for name, split in data.items()})
+    per_caption.save_to_disk(str(tmp_path / "ds"))
+    dataset = build_huggingface(path=str(tmp_path / "ds"), caption_columns="caption_1", id_column="clip")
+    test = dataset.split("test")
+    assert len(test) == 4 and [len(item.captions) for item in test] == [2, 2, 2, 2]
+    assert test[1].audio_id == "evaluation[1]" and test[1].meta["id"] == "evaluation_1.wav"
+
+
 def test_missing_column_is_one_line_listing_the_columns(tmp_path):
     make_dataset().save_to_disk(str(tmp_path / "ds"))
     with pytest.raises(DataError) as error:

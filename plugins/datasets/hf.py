@@ -11,6 +11,8 @@ encoder, and ``--set hf.KEY=...`` goes to every component of that name in a run.
   so validation, resampling and ``on_error`` are the same as for every other dataset.
 - ``caption_columns`` (default ``caption``): comma-separated string columns (``caption_1,...``),
   or one column holding a list of captions per row.
+- ``id_column`` (default none): rows with the same value here are one recording whose captions are
+  gathered (mirrors of AudioCaps often hold one row per caption); the first row's audio is used.
 - ``split_map``: ``train:development,val:validation,test:evaluation`` maps bench's splits to the
   dataset's; by default ``train``, ``validation``/``valid``/``val``/``development`` and
   ``test``/``evaluation`` are recognised.
@@ -44,7 +46,7 @@ def register_datasets(register: Any) -> None:
 
 
 def build_huggingface(path: str = "", audio_column: str = "audio", caption_columns: str = "caption",
-                      split_map: str = "", revision: str | None = None,
+                      split_map: str = "", revision: str | None = None, id_column: str = "",
                       on_error: Literal["raise", "skip"] = "raise") -> Any:
     """A Hugging Face dataset (hub id or local directory) read without the library decoding audio."""
     from bench.errors import ConfigError
@@ -55,7 +57,8 @@ def build_huggingface(path: str = "", audio_column: str = "audio", caption_colum
     if not captions:
         raise ConfigError("huggingface.caption_columns is empty; name one or more caption columns")
     return HuggingFaceDataset(path, audio_column=audio_column, caption_columns=captions,
-                              split_map=parse_split_map(split_map), revision=revision, on_error=on_error)
+                              split_map=parse_split_map(split_map), revision=revision, id_column=id_column,
+                              on_error=on_error)
 
 
 def parse_split_map(text: str) -> dict[str, str]:
@@ -124,14 +127,14 @@ class HuggingFaceDataset:
     name = "huggingface"
 
     def __init__(self, path: str, *, audio_column: str, caption_columns: tuple[str, ...],
-                 split_map: dict[str, str], revision: str | None, on_error: str) -> None:
+                 split_map: dict[str, str], revision: str | None, on_error: str, id_column: str = "") -> None:
         from bench_plugins.datasets._common import CaptionDataset
 
         self.path, self.revision = path, revision
-        self.audio_column, self.caption_columns = audio_column, caption_columns
+        self.audio_column, self.caption_columns, self.id_column = audio_column, caption_columns, id_column
         self.data = load(path, revision)
         self.split_names = {ours: self._dataset_split(ours, split_map.get(ours)) for ours in DEFAULT_SPLITS}
-        fingerprint = hashlib.sha256(repr((audio_column, caption_columns, sorted(
+        fingerprint = hashlib.sha256(repr((audio_column, caption_columns, id_column, sorted(
             (s, self.data[s]._fingerprint) for s in self.split_names.values()))).encode()).hexdigest()[:16]
         from bench.cache_dir import cache_path
 
@@ -152,7 +155,7 @@ class HuggingFaceDataset:
     def options(self) -> dict[str, Any]:
         """The options that define this dataset (cache keys, result files)."""
         return {"path": self.path, "revision": self.revision, "audio_column": self.audio_column,
-                "caption_columns": ",".join(self.caption_columns),
+                "caption_columns": ",".join(self.caption_columns), "id_column": self.id_column,
                 "split_map": ",".join(f"{k}:{v}" for k, v in self.split_names.items()), "on_error": self.on_error}
 
     def _dataset_split(self, ours: str, theirs: str | None) -> str:
@@ -175,10 +178,10 @@ class HuggingFaceDataset:
         from bench.errors import DataError
 
         split = self.data[theirs]
-        wanted = [self.audio_column, *self.caption_columns]
+        wanted = [self.audio_column, *self.caption_columns, *([self.id_column] if self.id_column else [])]
         missing = [c for c in wanted if c not in split.column_names]
         if missing:
-            option = "audio_column" if missing[0] == self.audio_column else "caption_columns"
+            option = {self.audio_column: "audio_column", self.id_column: "id_column"}.get(missing[0], "caption_columns")
             raise DataError(f"huggingface: split {theirs!r} of {self.path} has no column {missing[0]!r} (columns: "
                             f"{', '.join(split.column_names)}); pass --set huggingface.{option}=...")
         split = split.select_columns(wanted)
@@ -221,20 +224,27 @@ class HuggingFaceDataset:
 
         theirs = self.split_names[ours]
         split = self._columns(theirs)
-        items, bad = [], []
+        groups: dict[Any, dict[str, Any]] = {}  # recording -> its first row, audio file (or problem), captions
         for row, record in enumerate(split):
-            audio_id = f"{theirs}[{row}]"
-            path, problem = self._audio_file(record[self.audio_column], theirs, row, root)
+            key = record[self.id_column] if self.id_column else row
             captions = [record[c] for c in self.caption_columns]
             if len(captions) == 1 and isinstance(captions[0], (list, tuple)):
                 captions = list(captions[0])
+            if key not in groups:
+                path, problem = self._audio_file(record[self.audio_column], theirs, row, root)
+                groups[key] = {"row": row, "path": path, "problem": problem, "captions": []}
+            groups[key]["captions"] += captions
+        items, bad = [], []
+        for key, group in groups.items():
+            audio_id, captions, problem = f"{theirs}[{group['row']}]", group["captions"], group["problem"]
             if problem is None and not all(isinstance(c, str) for c in captions):
                 problem = f"captions must be strings (columns {', '.join(self.caption_columns)})"
             if problem is not None:
-                bad.append(BadEntry(ours, audio_id, str(path or self.path), problem))
+                bad.append(BadEntry(ours, audio_id, str(group["path"] or self.path), problem))
                 continue
-            items.append(Item(audio_id=audio_id, audio_path=path, captions=tuple(c.strip() for c in captions),
-                              meta={"split": theirs, "row": row}))
+            meta = {"split": theirs, "row": group["row"], **({"id": key} if self.id_column else {})}
+            items.append(Item(audio_id=audio_id, audio_path=group["path"],
+                              captions=tuple(c.strip() for c in captions), meta=meta))
         return items, bad
 
     def split(self, name: str) -> list[Any]:
