@@ -54,6 +54,15 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     bench's checkpoints (no ``model`` weights; for ``last.pt`` also the optimizer/epoch state).
     """
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(2)
+    except OSError as exc:
+        raise ConfigError(f"{path}: unusable checkpoint, {_why_unreadable(exc)}; {_ADVICE}") from None
+    if not magic:
+        raise ConfigError(f"{path}: unusable checkpoint, empty file (0 bytes); {_ADVICE}")
+    if magic != b"PK" and magic[:1] != b"\x80":  # torch.save writes a zip (or, legacy, a pickle)
+        raise ConfigError(f"{path}: unusable checkpoint, not a checkpoint file (not written by torch.save); {_ADVICE}")
+    try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises many types for bad input; all mean "unusable file"
         raise ConfigError(f"{path}: unusable checkpoint, {_why_unreadable(exc)}; {_ADVICE}") from None
