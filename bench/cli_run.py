@@ -83,15 +83,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.launcher == "torchrun":
         return _relaunch_with_torchrun(args)
     _init_distributed()
-    from bench import distributed as dist
-    from bench import grid, interrupts
+    from bench import interrupts
     from bench.lifecycle import check_loggers
+    from bench.preflight import PreflightError
     from bench.registry import get_registry
 
     with interrupts.handling():
         try:
             registry = get_registry()
-            configs = _resumed_configs(args, registry) if args.resume else _grid_configs(args, registry)
+            try:
+                configs = _resumed_configs(args, registry) if args.resume else _grid_configs(args, registry)
+            except PreflightError as exc:  # every problem, one per line (main() would join them)
+                print(f"bench run: error: {exc}", file=sys.stderr)
+                return 2
+            from bench import distributed as dist  # torch: only once the request is known to be sound
+            from bench import grid
+
             check_loggers(registry, configs[0].loggers)  # a logger that cannot start fails before training
             results = grid.run_grid(configs, force=args.force)
             interrupts.check()  # a signal whose exception a finalizer swallowed still ends the command
@@ -157,7 +164,6 @@ def _grid_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
         parse_set_options,
         split_list,
     )
-    from bench.devices import select_device
 
     values, preset_sets, user_sets = _merge_preset(args)
     chosen = {key: split_list(values.get(key, default)) for key, default in DEFAULTS.items()}
@@ -171,8 +177,11 @@ def _grid_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
     for key in list(values):
         if key not in TRAIN_FLAGS and key not in RUN_KEYS:
             train_overrides[key] = values.pop(key)  # preset [run] keys naming TrainSettings fields
-    select_device(values.get("device", "auto"))  # fail before any data or model work
     seeds = [_int(s, "--seed") for s in split_list(str(values.get("seed", "0")))]
+    _preflight(registry, chosen, loggers, parse_set_options(sets), train_overrides, values)
+    from bench.devices import select_device  # torch
+
+    select_device(values.get("device", "auto"))  # fail before any data or model work
     return build_grid(
         datasets=chosen["dataset"],
         encoders=chosen["encoder"],
@@ -190,6 +199,18 @@ def _grid_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
         init=values.get("init"),
         preset=args.preset,
     )
+
+
+def _preflight(registry: Any, chosen: dict[str, list[str]], loggers: list[str], sets: dict[str, Any],
+               train_overrides: dict[str, Any], values: dict[str, Any]) -> None:
+    """Every problem of the request in one list, before torch is imported (bench.preflight)."""
+    from bench.config import DEFAULT_RUNS_DIR
+    from bench.preflight import raise_if_problems, request_problems
+
+    raise_if_problems(request_problems(
+        registry, datasets=chosen["dataset"], encoders=chosen["encoder"], text_encoders=chosen["text_encoder"],
+        losses=chosen["loss"], loggers=loggers, set_options=sets, train_overrides=train_overrides,
+        runs_dir=values.get("runs_dir", DEFAULT_RUNS_DIR), init=values.get("init")))
 
 
 def _show_leaderboard(results_dir: Path, result: dict[str, Any]) -> None:

@@ -13,10 +13,11 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from bench.errors import ConfigError
 from bench.options import (  # noqa: F401  (coercion lives in bench.options; re-exported for callers)
+    Ge,
     RawValue,
     coerce,
     coerce_field,
@@ -84,11 +85,16 @@ class DatasetSpec(ComponentSpec):
         return spec if isinstance(spec, DatasetSpec) else cls(spec.name, dict(spec.options))
 
 
+NOT_IDENTITY = frozenset({"keep"})  # TrainSettings fields that do not change what a run computes
+
+
 @dataclass
 class TrainSettings:
     """Optimisation and evaluation settings; every field can be set with ``--set train.KEY=VALUE``."""
 
-    epochs: int = 8  # with captions_per_audio=2 the default run takes a few minutes on 2 CPU cores
+    # With captions_per_audio=2 the default run takes a few minutes on 2 CPU cores; at least 1
+    # (checked before anything is built: a run without an epoch has no best checkpoint to test).
+    epochs: Annotated[int, Ge(1)] = 8
     batch_size: int = 64
     lr: float = 2e-5  # encoders that declare ``pretrained = True``
     head_lr: float = 1e-3  # projections and encoders trained from scratch
@@ -105,6 +111,10 @@ class TrainSettings:
     captions_per_audio: int = 2  # k: k random captions per recording each epoch; 0: every pair (salsa)
     embedding_cache: bool = True  # cache frozen encoders' outputs on disk (see bench.embedding_cache)
     audio_cache: bool = False  # keep decoded, resampled clips on disk (bench.audio_cache)
+    # Checkpoints kept once a run has finished (bench.retention): best = best.pt without optimizer
+    # state (what --init, evaluation and fusion read), last = last.pt only, all = both as written,
+    # none = neither. Not part of a run's identity: it changes what stays on disk, not the numbers.
+    keep: Literal["best", "last", "all", "none"] = "best"
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -143,7 +153,7 @@ class RunConfig:
             "audio_encoder": self.audio_encoder.to_json(),
             "text_encoder": self.text_encoder.to_json(),
             "loss": self.loss.to_json(),
-            "train": dataclasses.asdict(self.train),
+            "train": {k: v for k, v in dataclasses.asdict(self.train).items() if k not in NOT_IDENTITY},
             "teachers": list(self.teachers),
             "init": self.init,
         }

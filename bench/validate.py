@@ -29,6 +29,7 @@ from bench.audio_checks import SILENCE_PEAK, ValidationOptions, judge, options_o
 from bench.cache_dir import MANIFESTS, cache_root
 from bench.duplicates import log_warnings as log_report_warnings
 from bench.duplicates import mark_duplicates
+from bench.progress import progress
 from bench.validation_report import (
     ON_ERROR_CHOICES,
     BadEntry,
@@ -172,7 +173,8 @@ def validate_split(items: Sequence[Any], *, sample_rate: int | None = None, root
         # libsndfile, hashlib and numpy release the GIL on large blocks, so threads overlap
         # I/O, decoding and hashing.
         with ThreadPoolExecutor(max_workers=n) as pool:
-            results = list(pool.map(lambda t: _decode_check(t[1], opts, sample_rate), to_decode))
+            results = list(progress(pool.map(lambda t: _decode_check(t[1], opts, sample_rate), to_decode),
+                                    total=len(to_decode), desc=f"validating {split}", unit="file"))
         for (idx, path), res in zip(to_decode, results):
             aid = str(items[idx].audio_id)
             if res.get("hash"):

@@ -131,7 +131,7 @@ def test_train_settings_use_the_same_coercion():
     assert coerce_field(TrainSettings, "decay_epochs", RawValue("3")) == 3.0
     assert coerce_field(TrainSettings, "epochs", RawValue("2")) == 2
     assert coerce_field(TrainSettings, "amp", RawValue("off")) == "off"
-    with pytest.raises(ConfigError, match=r"^--set train.epochs='many': expected an int$"):
+    with pytest.raises(ConfigError, match=r"^--set train.epochs='many': expected an int >= 1$"):
         coerce_field(TrainSettings, "epochs", RawValue("many"))
 
 

@@ -175,6 +175,44 @@ def build_passt(
     )
 
 
+def _hub_checkpoints_dir() -> str:
+    """``torch.hub.get_dir()/checkpoints`` computed without importing torch (same environment rules)."""
+    cache = os.environ.get("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    torch_home = os.path.expanduser(os.environ.get("TORCH_HOME", os.path.join(cache, "torch")))
+    return os.path.join(torch_home, "hub", "checkpoints")
+
+
+def preflight_passt(arch: str = "passt_s_p16_s16_128_ap468", pretrained: bool = True, checkpoint: str | None = None,
+                    window_seconds: float | None = None, **_: Any) -> list[str]:
+    """The factory's cheap checks without torch (bench.preflight): arch, weights file, the passt extra."""
+    import importlib.util
+
+    if arch not in ARCHS:
+        return [f"passt: unknown arch {arch!r}; valid archs: {', '.join(ARCHS)} (--set passt.arch=NAME)"]
+    spec, problems = ARCHS[arch], []
+    if window_seconds is not None and float(window_seconds) > spec.window_seconds:
+        problems.append(f"passt: window_seconds={float(window_seconds):g} exceeds what arch {arch!r} covers "
+                        f"({spec.window_seconds:g} s)")
+    if checkpoint and not pretrained:
+        problems.append("passt: checkpoint is set but pretrained=false; drop one of --set passt.checkpoint / "
+                        "passt.pretrained")
+    elif checkpoint and not os.path.isfile(os.fspath(checkpoint)):
+        problems.append(f"passt: checkpoint file {checkpoint} does not exist; fix --set passt.checkpoint=PATH "
+                        f"or use --set passt.pretrained=false")
+    elif pretrained and not checkpoint:
+        weights = os.path.join(_hub_checkpoints_dir(), spec.file_name)
+        if not os.path.isfile(weights):
+            problems.append(f"passt: pretrained weights for arch {arch!r} not found at {weights} (bench never "
+                            f"downloads; get {spec.url} and put it there), or pass --set passt.checkpoint=PATH, "
+                            f"or train from scratch with --set passt.pretrained=false")
+    if importlib.util.find_spec("hear21passt") is None:
+        problems.append("passt: needs the hear21passt package: pip install 'bench[passt]'")
+    return problems
+
+
+build_passt.preflight = preflight_passt  # type: ignore[attr-defined]
+
+
 @hookimpl
 def register_audio_encoders(register: Callable[[str, Callable[..., Any]], None]) -> None:
     """Register the ``passt`` audio encoder."""

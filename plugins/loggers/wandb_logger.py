@@ -65,3 +65,15 @@ class WandbLogger:
             self.run.summary.update(flatten("test", result.get("metrics", {})))
         self.run.finish(exit_code=0 if error is None else 1)
         self.run = None
+
+
+def _preflight_wandb(**_: Any) -> list[str]:
+    """Cheap check for bench.preflight: the package is installed (importing wandb takes seconds)."""
+    import importlib.util
+
+    if importlib.util.find_spec("wandb") is None:
+        return ["logger 'wandb' needs the wandb package: pip install 'bench[wandb]'"]
+    return []
+
+
+build_wandb.preflight = _preflight_wandb  # type: ignore[attr-defined]
