@@ -94,6 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 COMMAND_MODULES: tuple[str, ...] = (
     "bench.cli_reproduce",
     "bench.cli_eval",
+    "bench.cli_runs",
 )
 
 
