@@ -94,7 +94,6 @@ def _parser() -> argparse.ArgumentParser:
 COMMAND_MODULES: tuple[str, ...] = (
     "bench.cli_reproduce",
     "bench.cli_eval",
-    "bench.cli_runs",
 )
 
 
