@@ -29,7 +29,8 @@ import pytest
 from bench.data import EpochSampler, SplitData
 
 TINY = ["--set", "synthetic.n_train=16", "--set", "synthetic.n_val=8", "--set", "synthetic.n_test=8",
-        "--set", "cnn.freeze=true", "--epochs", "2", "--num-workers", "0", "--device", "cpu", "--no-leaderboard"]
+        "--set", "cnn.freeze=true", "--epochs", "2", "--num-workers", "0", "--device", "cpu", "--no-leaderboard",
+        "--set", "train.keep=all"]  # the tests look at last.pt of finished runs
 PER_RANK_BATCH = 8
 TIMEOUT = 400
 

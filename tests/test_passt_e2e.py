@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=4",
     "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--set", "train.captions_per_audio=1",
+    "--set", "train.keep=all",  # the tests read last.pt of a finished run
 ]
 SHORT_WINDOWS = ["--set", "passt.window_seconds=0.5", "--set", "passt.max_seconds=0.5", "--set", "passt.s_patchout_t=1"]
 CHECKPOINT_URL = "https://github.com/kkoutini/PaSST/releases/download/v0.0.2-audioset/passt-s-f128-p16-s16-ap.468.pt"

@@ -20,6 +20,9 @@ pytestmark = pytest.mark.slow
 TINY = [
     "--set", "synthetic.n_train=24", "--set", "synthetic.n_val=8", "--set", "synthetic.n_test=8",
     "--epochs", "2", "--batch-size", "8", "--num-workers", "0", "--no-leaderboard",
+    # A narrow CNN: these tests are about the result and determinism, and default widths cost seconds per run.
+    "--set", "cnn.channels=16,32", "--set", "cnn.embed_dim=32", "--proj-dim", "32",
+    "--set", "train.keep=all",  # these tests read last.pt of finished runs (the default keeps best.pt only)
 ]
 
 
