@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader as TorchDataLoader
 from torch.utils.data import Dataset, Sampler
 
 from bench.batch import Batch
@@ -330,6 +331,21 @@ def _note_forker() -> None:
 # The pid of whoever forks (the process that starts DataLoader workers), as a forked worker sees it.
 if hasattr(os, "register_at_fork"):  # not on Windows, where workers are spawned
     os.register_at_fork(before=_note_forker)
+
+
+class DataLoader(TorchDataLoader):
+    """torch's DataLoader whose workers start with SIGINT/SIGTERM held (:func:`bench.interrupts.deferred`).
+
+    A signal that lands while torch forks its workers is otherwise lost in an at-fork callback
+    or leaves a half-built iterator whose ``__del__`` prints a traceback; held, it is raised as
+    soon as the workers are up, and the iterator shuts them down cleanly.
+    """
+
+    def __iter__(self) -> Any:
+        from bench import interrupts
+
+        with interrupts.deferred():
+            return super().__iter__()
 
 
 def _die_with_parent(parent: int) -> None:

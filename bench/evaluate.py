@@ -8,10 +8,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from bench.atomic import atomic_path
-from bench.data import AudioLoader, EvalAudio, SplitData, collate_audio, worker_init
+from bench.data import AudioLoader, DataLoader, EvalAudio, SplitData, collate_audio, worker_init
 from bench.model import DualEncoder
 from bench.progress import progress
 

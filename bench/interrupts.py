@@ -8,10 +8,11 @@ every step and before a result is written) raises again: a swallowed signal stil
 at the next step. :class:`Interrupted` subclasses ``KeyboardInterrupt``, so code that already
 cleans up on Ctrl-C cleans up on SIGTERM too.
 
-The one place where a lost exception was seen is ``fork`` (DataLoader workers starting): the
-interpreter's at-fork callbacks (``logging``'s lock release, among others) swallow it. While a
-fork is under way the handler only records the signal, and delivers it again 50 ms after the
-fork, from a timer thread, when the main thread is back in ordinary code.
+Where a lost exception was seen is DataLoader workers starting: the interpreter's at-fork
+callbacks (``logging``'s lock release) swallow it, and torch's iterator, interrupted half-built,
+prints an ``AttributeError`` from its ``__del__``. So inside :func:`deferred` (bench's
+DataLoader wraps the start of its workers in it) and during any fork, the handler only records
+the signal; it is raised when the block ends, or re-sent 50 ms after a fork elsewhere.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["Interrupted", "check", "handling", "note_run", "received", "resume_hint"]
+__all__ = ["Interrupted", "check", "deferred", "handling", "note_run", "received", "resume_hint"]
 
 _received: int | None = None
 _run: tuple[str, Path] | None = None
 _forking = 0  # > 0 between this process's at-fork "before" and "after" callbacks
+_deferring = 0  # > 0 inside deferred()
 _held: int | None = None  # a signal that arrived during a fork, to deliver after it
 
 
@@ -44,7 +46,7 @@ def _handler(signum: int, _frame: object) -> None:
     global _received, _held
     if _received is None:
         _received = signum
-    if _forking:
+    if _forking or _deferring:
         _held = signum  # raising inside an at-fork callback would be "Exception ignored"
         return
     raise Interrupted(_received)
@@ -58,7 +60,7 @@ def _before_fork() -> None:
 def _after_fork_in_parent() -> None:
     global _forking, _held
     _forking = max(0, _forking - 1)
-    if _held is not None and not _forking:
+    if _held is not None and not _forking and not _deferring:
         timer = threading.Timer(0.05, os.kill, (os.getpid(), _held))
         timer.daemon = True
         timer.start()
@@ -66,8 +68,22 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _forking, _held
-    _forking, _held = 0, None
+    global _forking, _deferring, _held
+    _forking, _deferring, _held = 0, 0, None
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM for the block (keep it short) and raise :class:`Interrupted` at its end."""
+    global _deferring, _held
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _held is not None:
+            _held = None
+            raise Interrupted(_received or signal.SIGINT)
 
 
 if hasattr(os, "register_at_fork"):

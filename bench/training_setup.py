@@ -15,12 +15,11 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 
 from bench import distributed as dist
 from bench.checkpoints import load_model_state
 from bench.config import RunConfig, TrainSettings
-from bench.data import AudioLoader, EpochSampler, SplitData, TrainPairs, collate_pairs, worker_init
+from bench.data import AudioLoader, DataLoader, EpochSampler, SplitData, TrainPairs, collate_pairs, worker_init
 from bench.devices import amp_dtype, autocast_factory, select_device
 from bench.errors import ConfigError
 from bench.model import DualEncoder, is_frozen, parameter_groups

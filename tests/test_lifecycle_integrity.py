@@ -347,3 +347,16 @@ def test_a_signal_during_a_fork_is_delivered_after_it():
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
                 time.sleep(0.01)
+
+
+def test_a_signal_while_workers_start_is_raised_once_they_are_up():
+    from bench.data import DataLoader
+
+    with interrupts.handling():
+        with pytest.raises(interrupts.Interrupted) as caught:
+            with interrupts.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                reached = True  # the handler ran inside the block without raising
+        assert reached and caught.value.exit_code == 143
+    assert [b.tolist() for b in DataLoader(range(3), batch_size=2)] == [[0, 1], [2]]

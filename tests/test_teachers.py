@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from bench.array_store import ArrayStore
 from bench.cli import main
 from bench.data import SplitData
 from bench.errors import BenchError, ConfigError
@@ -91,8 +92,9 @@ def write_store(directory: Path, split: SplitData, offset: float) -> None:
     directory.mkdir(parents=True)
     audio = np.repeat(np.arange(split.n_audios, dtype=np.float16)[:, None] + offset, DIM, axis=1)
     text = np.repeat(np.arange(split.n_captions, dtype=np.float16)[:, None] + offset, DIM, axis=1)
-    np.save(directory / "audio.npy", audio)
-    np.save(directory / "text.npy", text)
+    store = ArrayStore(directory, fanout=False)  # with the checksums the store verifies on read
+    store.put("audio", audio)
+    store.put("text", text)
     (directory / "meta.json").write_text(json.dumps({"version": 1, "fingerprint": split.fingerprint()}))
 
 
