@@ -36,7 +36,7 @@ def test_table_is_consistent() -> None:
 
 def test_default_columns_are_the_published_ones() -> None:
     assert leaderboard.columns() == ["Audio encoder", "Text encoder", "Loss", "t2a mAP@10", "t2a R@1", "t2a R@5",
-                                     "t2a R@10", "a2t mAP@10", "Seeds", "Epochs", "Train time", "Device"]
+                                     "t2a R@10", "a2t mAP@10", "Seeds", "Training", "Train time", "Device"]
 
 
 def test_formatting_by_kind() -> None:
