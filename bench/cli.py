@@ -93,7 +93,11 @@ def _parser() -> argparse.ArgumentParser:
 # ``add_parser(subparsers)`` and ``run(args) -> int``; listing a module here is all it takes.
 COMMAND_MODULES: tuple[str, ...] = (
     "bench.cli_reproduce",
+    "bench.cli_compare",
+    "bench.cli_verify",
+    "bench.cli_inspect",
     "bench.cli_eval",
+    "bench.cli_runs",
 )
 
 
