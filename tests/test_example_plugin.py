@@ -19,8 +19,6 @@ from types import SimpleNamespace
 
 import pytest
 
-import bench.hookspecs
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "examples" / "bench-example-plugin"
 DOC = ROOT / "docs" / "writing-a-plugin.md"
