@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,13 +25,12 @@ from typing import Any
 import numpy as np
 
 from bench import stats
-from bench.errors import BenchError, ConfigError, DataError
+from bench.errors import ConfigError, DataError
 from bench.metric_table import DIRECTIONS, PRIMARY, get
 from bench.metric_table import metrics as table_metrics
 from bench.per_query import Outcomes, align, load_for_result, outcomes_from_npz
 from bench.results import read_result, read_results
 
-DEFAULT_RESULTS_DIR = Path("leaderboard/results")
 DEFAULT_METRICS: tuple[tuple[str, str], ...] = tuple(
     (d, m.key) for d in DIRECTIONS for m in table_metrics(d) if m.key != "median_rank"
 )
@@ -233,19 +231,6 @@ def render(report: dict[str, Any]) -> str:
     return f"{systems}\n\n{tabulate(table, headers=headers, tablefmt='github')}\n\n{caption}\n"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``bench compare`` (for the CLI's sub-parser)."""
-    parser.add_argument("systems", nargs="+", metavar="SYSTEM",
-                        help="run id, result .json, comma-separated seed runs, or a combination id")
-    parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR))
-    parser.add_argument("--json", action="store_true", help="print the JSON form instead of the table")
-    parser.add_argument("--t-test", action="store_true", help="also report a paired t-test p-value")
-    parser.add_argument("--permutations", type=int, default=stats.N_PERMUTATIONS)
-    parser.add_argument("--bootstrap", type=int, default=stats.N_BOOTSTRAP)
-    parser.add_argument("--alpha", type=float, default=stats.ALPHA)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the resampling (results are reproducible)")
-
-
 def run(args: argparse.Namespace) -> int:
     """``bench compare`` with parsed arguments; user mistakes raise BenchError (one line)."""
     if len(args.systems) < 2:
@@ -258,19 +243,3 @@ def run(args: argparse.Namespace) -> int:
                      t_test=args.t_test, alpha=args.alpha)
     print(json.dumps(report, indent=2) if args.json else render(report), end="" if not args.json else "\n")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m bench.compare A B``; errors print one line, exit 2."""
-    parser = argparse.ArgumentParser(prog="bench compare", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"bench compare: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

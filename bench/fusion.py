@@ -77,7 +77,8 @@ def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = 
     The same fusion (method, runs, weights, k) already in ``results_dir`` is returned as it is
     unless ``force``.
     """
-    from bench.metrics import chance_metrics, chunked_metrics
+    from bench.metrics import chance_metrics
+    from bench.per_query import attach_sidecar, outcomes_from_score_fns, reduce
 
     if method not in METHODS:
         raise ConfigError(f"fusion method {method!r}: use one of {', '.join(METHODS)}")
@@ -117,7 +118,9 @@ def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = 
         return scores
 
     n_audios, n_captions = audios[0].shape[0], texts[0].shape[0]
-    metrics = chunked_metrics(fused("t2a"), fused("a2t"), n_audios, n_captions, audio_of_caption, chunk_size)
+    outcomes = outcomes_from_score_fns(fused("t2a"), fused("a2t"), n_audios, n_captions, audio_of_caption,
+                                       embeddings[0].get("audio_ids"), str(embeddings[0]["fingerprint"]), chunk_size)
+    metrics = reduce(outcomes)
     first = results[0]
     result = {
         "run_id": f"{utc_now().replace(':', '').replace('-', '')[:15]}-fuse-{method}-{combination[:6]}",
@@ -139,5 +142,6 @@ def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = 
         "provenance": {**first["provenance"], "fused_from": [r["provenance"].get("git_commit") for r in results]},
         "timings": {"train_s": sum(float(r["timings"].get("train_s", 0.0)) for r in results)},
     }
+    attach_sidecar(result, results_dir, outcomes)  # per-query sidecar next to the JSON
     write_result(result, results_dir)
     return result

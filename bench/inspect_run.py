@@ -11,7 +11,6 @@ the same split (aligned by key).
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.errors import BenchError, DataError
+from bench.errors import DataError
 from bench.per_query import Outcomes, align, outcomes_from_embeddings, outcomes_from_npz, read_embeddings
 from bench.results import read_result
 
@@ -99,14 +98,6 @@ def render_worst(rows: list[dict[str, Any]]) -> str:
     return tabulate(table, headers=["caption", "its recording", "rank", "top retrieved (score)"], tablefmt="github")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``bench inspect`` (for the CLI's sub-parser)."""
-    parser.add_argument("run", metavar="RUN", help="run id, result .json or test_embeddings.npz")
-    parser.add_argument("--vs", metavar="RUN", help="per-query difference against another run")
-    parser.add_argument("-n", type=int, default=10, help="how many queries to list (default 10)")
-    parser.add_argument("--results-dir", default="leaderboard/results")
-
-
 def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -121,19 +112,3 @@ def run(args: argparse.Namespace) -> int:
             print(tabulate([[r["caption_key"], r["other_rank"], r["rank"], r["gain"]] for r in rows],
                            headers=["caption", "rank there", "rank here", "gain"], tablefmt="github"))
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m bench.inspect_run RUN``; errors print one line, exit 2."""
-    parser = argparse.ArgumentParser(prog="bench inspect", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"bench inspect: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

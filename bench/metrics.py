@@ -258,13 +258,15 @@ def embedding_ranks(
 def _scores_finite(a: torch.Tensor, t: torch.Tensor) -> bool:
     """True when every score ``t @ a.T`` is provably finite, so no chunk needs a NaN check.
 
-    Every partial sum of a dot product is bounded by ``|a| |t|`` (Cauchy-Schwarz), so finite
-    row norms whose product is far below the fp32 maximum (3.4e38) rule out inf and hence NaN.
-    A NaN or inf entry makes its row norm NaN or inf; then the chunks are checked as usual.
+    Every partial sum of a D-term dot product is at most ``D * max|a| * max|t|`` in magnitude,
+    so finite entries whose bound is far below the fp32 maximum (3.4e38) rule out inf, and hence
+    NaN, in every score. One read of each matrix (``aminmax`` propagates NaN); when the bound
+    fails (a NaN or inf entry, or huge values) the chunks are checked as usual.
     """
     if a.numel() == 0 or t.numel() == 0:
         return False
-    bound = float(a.norm(dim=1).max()) * float(t.norm(dim=1).max())
+    bounds = [max(-float(low), float(high)) for low, high in (torch.aminmax(a), torch.aminmax(t))]
+    bound = a.shape[1] * bounds[0] * bounds[1]
     return math.isfinite(bound) and bound < 1e36
 
 

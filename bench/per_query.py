@@ -22,6 +22,7 @@ recorded in the JSON so that a truncated or edited sidecar is detected (:func:`r
 from __future__ import annotations
 
 import hashlib
+import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,6 +234,36 @@ def write_sidecar(path: str | Path, outcomes: Outcomes) -> str:
 def sidecar_entry(path: str | Path, sha256: str) -> dict[str, str]:
     """The result-JSON field ``per_query``: the sidecar's file name (relative to the JSON) and hash."""
     return {"file": Path(path).name, "sha256": sha256, "format": SIDECAR_FORMAT}
+
+
+def attach_sidecar(result: dict[str, Any], results_dir: str | Path, outcomes: Outcomes) -> Path:
+    """Write ``<run_id>.per_query.npz`` into ``results_dir`` and record it in ``result``.
+
+    Sets ``result["per_query"]`` (file and sha256) and ``result["metrics"]`` to what the outcomes
+    reduce to, so the JSON and its sidecar agree by construction. Call it right before
+    :func:`bench.results.write_result`; an existing result of that run id is never touched.
+    """
+    json_path = Path(results_dir) / f"{result['run_id']}.json"
+    if json_path.exists():
+        raise DataError(f"{json_path} already exists: results are immutable; use a new run id")
+    path = sidecar_path(json_path)
+    result["per_query"] = sidecar_entry(path, write_sidecar(path, outcomes))
+    result["metrics"] = reduce(outcomes)
+    return path
+
+
+def write_per_query(result: dict[str, Any], results_dir: str | Path, embeddings: str | Path,
+                    chunk_size: int | None = None) -> Path:
+    """A run's sidecar from its saved test embeddings (``chunk_size``: the run's eval chunk, so the
+    GEMMs are the run's own); sets ``per_query`` and ``metrics`` as :func:`attach_sidecar` does."""
+    claimed = result.get("metrics")
+    path = attach_sidecar(result, results_dir, outcomes_from_npz(embeddings, chunk_size))
+    if claimed is not None and claimed != result["metrics"]:
+        logging.getLogger("bench").warning(
+            "run %s: the test metrics recomputed from the saved embeddings differ from the trainer's; "
+            "the result records the recomputed ones (those its sidecar and `bench verify` reproduce)",
+            result.get("run_id"))
+    return path
 
 
 def read_sidecar(path: str | Path, sha256: str | None = None) -> Outcomes:

@@ -113,29 +113,31 @@ def _count_ge_many(s: torch.Tensor, thresholds: torch.Tensor, valid: torch.Tenso
     ``n_items + MAP_CUTOFF + 1`` instead, which puts its position past the cut-off (AP@10 ignores
     it); column 0 is always exact (it is the first relevant position).
 
-    Few thresholds: one count per column. Many: one ``topk(10)`` per row, with ``v`` its 10th
-    value. A threshold ``x > v`` has every item ``>= x`` inside the top 10, so the count is
-    read off the top-k values. A threshold ``x < v`` has at least 10 items above it, so its
-    position is past the cut-off. Only ``x == v`` (an exact tie with the 10th score) and column
-    0 below the top 10 need a counting pass, made on those rows only. This replaces up to 10
-    passes over the chunk by about two.
+    Few thresholds: one count per column. Many: one ``topk(11)`` per row, with ``v10`` and
+    ``v11`` its 10th and 11th values. Every item outside the top 11 scores ``<= v11``, so a
+    threshold ``x > v11`` has its count read off the top-11 values. A threshold ``x < v11``, or
+    ``x == v11 < v10``, has at least 10 items strictly above it: past the cut-off. Only
+    ``x == v11 == v10`` (an exact tie across the cut-off) and a column 0 at or below ``v11``
+    need a counting pass, made on those rows only. This replaces up to 10 passes over the chunk
+    by one top-k pass (plus one count pass on the rows whose first relevant caption is past 10).
     """
     q, width = thresholds.shape
     out = torch.empty(q, width, dtype=torch.long, device=s.device)
     if q == 0 or width == 0:
         return out
-    if width <= FEW_RELEVANT or s.shape[1] <= MAP_CUTOFF:
+    if width <= FEW_RELEVANT or s.shape[1] <= MAP_CUTOFF + 1:
         buf = _count_buffer(s)
         for t in range(width):
             out[:, t] = _count_ge(s, thresholds[:, t : t + 1], buf)
         return out
-    top = torch.topk(s, MAP_CUTOFF, dim=1, sorted=True).values  # [q, 10], descending
-    tenth = top[:, -1:]
-    out.copy_((top[:, None, :] >= thresholds[:, :, None]).sum(2))  # exact where thresholds > tenth
+    top = torch.topk(s, MAP_CUTOFF + 1, dim=1, sorted=True).values  # [q, 11], descending
+    v10, v11 = top[:, MAP_CUTOFF - 1 : MAP_CUTOFF], top[:, MAP_CUTOFF:]
+    out.copy_((top[:, None, :] >= thresholds[:, :, None]).sum(2))  # exact where thresholds > v11
+    tie = (thresholds == v11) & (v10 == v11) & valid
+    past = (thresholds < v11) | ((thresholds == v11) & ~tie)
     # position = k + count - #{relevant >= x} >= count - n_relevant + 1 > MAP_CUTOFF
-    out.masked_fill_(thresholds < tenth, s.shape[1] + MAP_CUTOFF + 1)
-    tie = (thresholds == tenth) & valid
-    exact = tie.any(1) | (thresholds[:, 0] <= tenth[:, 0])  # rows needing real counts
+    out.masked_fill_(past, s.shape[1] + MAP_CUTOFF + 1)
+    exact = tie.any(1) | (thresholds[:, 0] <= v11[:, 0])  # rows needing real counts
     rows = exact.nonzero().flatten()
     if rows.numel():
         sub = s if rows.numel() == q else s.index_select(0, rows)
@@ -162,7 +164,7 @@ def a2t_ranks(scores: Any, table: CaptionTable) -> tuple[torch.Tensor, torch.Ten
     The k-th best relevant caption (k = 1, 2, ...) sits at position
     ``k + #{irrelevant captions scoring >= it}``; only k <= 10 can contribute to AP@10. With up to
     :data:`FEW_RELEVANT` relevant captions per query, one counting pass per relevant slot is made;
-    with more, one top-k pass plus at most one counting pass (see :func:`_count_ge_many`).
+    with more, one top-k pass plus a counting pass on the rows that need one (see :func:`_count_ge_many`).
     """
     s = check_scores(scores, "scores", None, None)
     q = s.shape[0]

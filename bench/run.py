@@ -29,6 +29,7 @@ from bench.datasets import build_dataset
 from bench.devices import describe_device, seed_everything
 from bench.errors import DataError
 from bench.lifecycle import Lifecycle, NoLifecycle
+from bench.per_query import write_per_query
 from bench.provenance import provenance
 from bench.registry import Registry, get_registry, plugin_distributions
 from bench.results import read_results_report, write_result
@@ -213,6 +214,7 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
             raise
         lifecycle.run_end(config=cfg, run_dir=run_dir, result=result, error=None)
         if dist.is_main_process():
+            write_per_query(result, cfg.results_dir, run_dir / "test_embeddings.npz", cfg.train.eval_chunk)
             path = write_result(result, cfg.results_dir)
             faults.reached("result-written")
             atomic_write_text(run_dir / "result.json", path.read_text())

@@ -16,14 +16,23 @@ reported as one line; otherwise "verified" and what was checked.
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.atomic import atomic_write_text
 from bench.errors import BenchError, DataError
 from bench.metrics import chance_metrics, retrieval_metrics
-from bench.per_query import load_for_result, read_embeddings, reduce
+from bench.per_query import (
+    load_for_result,
+    outcomes_from_embeddings,
+    read_embeddings,
+    reduce,
+    sidecar_entry,
+    sidecar_path,
+    write_sidecar,
+)
 from bench.results import read_result
 
 
@@ -53,6 +62,17 @@ def _first_mismatch(stored: dict[str, Any], recomputed: dict[str, dict[str, floa
     return None
 
 
+def _test_fingerprint(result: dict[str, Any]) -> str:
+    test = ((result.get("dataset") or {}).get("splits") or {}).get("test") or {}
+    return str(test.get("fingerprint", ""))
+
+
+def _eval_chunk(result: dict[str, Any]) -> int | None:
+    """The run's own evaluation chunk (``training.eval_chunk``), so the GEMMs are the run's."""
+    chunk = (result.get("training") or {}).get("eval_chunk")
+    return chunk if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
+
+
 def embeddings_path(result: dict[str, Any], result_path: Path) -> Path | None:
     """The run's stored test embeddings, if they exist here (as recorded, or relative to the JSON)."""
     recorded = (result.get("artifacts") or {}).get("test_embeddings")
@@ -68,8 +88,7 @@ def verify(result_path: str | Path, embeddings: str | Path | None = None) -> Ver
     """Verify one result file; raises :class:`DataError` when there is nothing to check it against."""
     result_path = Path(result_path)
     result = read_result(result_path)
-    test = ((result.get("dataset") or {}).get("splits") or {}).get("test") or {}
-    fingerprint = str(test.get("fingerprint", ""))
+    fingerprint = _test_fingerprint(result)
     emb_path = Path(embeddings) if embeddings is not None else embeddings_path(result, result_path)
     has_sidecar = isinstance(result.get("per_query"), dict)
     if emb_path is None and not has_sidecar:
@@ -84,7 +103,8 @@ def verify(result_path: str | Path, embeddings: str | Path | None = None) -> Ver
         if fingerprint and e["fingerprint"] and e["fingerprint"] != fingerprint:
             return fail(f"{emb_path} holds split {e['fingerprint'][:8]}, the result's test split is {fingerprint[:8]}")
         aoc = e["audio_of_caption"]
-        mismatch = _first_mismatch(result, retrieval_metrics(e["audio"], e["text"], aoc), f"{emb_path.name}")
+        recomputed = retrieval_metrics(e["audio"], e["text"], aoc, chunk_size=_eval_chunk(result))
+        mismatch = _first_mismatch(result, recomputed, f"{emb_path.name}")
         if mismatch:
             return fail(mismatch)
         mismatch = _first_mismatch(result, chance_metrics(aoc, int(e["audio"].shape[0])), "the split",
@@ -119,16 +139,46 @@ def verify_dir(results_dir: str | Path) -> tuple[list[Verification], list[Path]]
     return done, without
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``bench verify`` (for the CLI's sub-parser)."""
-    parser.add_argument("results", nargs="+", metavar="RESULT", help="result .json files or directories of them")
-    parser.add_argument("--embeddings", help="test_embeddings.npz to use (one RESULT only)")
+def backfill_sidecar(result_path: str | Path, embeddings: str | Path | None = None) -> Path:
+    """Write the per-query sidecar of a result that has none, from the run's test embeddings.
+
+    The embeddings must reproduce every metric of the JSON exactly (else nothing is written and
+    the first mismatch is the error). The JSON gains exactly one field, ``per_query``; it is
+    re-serialised as :func:`bench.results.write_result` writes it, so no other byte changes.
+    """
+    result_path = Path(result_path)
+    result = read_result(result_path)
+    if isinstance(result.get("per_query"), dict):
+        raise BenchError(f"{result_path}: already records a per-query sidecar ({result['per_query'].get('file')})")
+    emb_path = Path(embeddings) if embeddings is not None else embeddings_path(result, result_path)
+    if emb_path is None:
+        raise DataError(f"{result_path}: its test embeddings are not here; "
+                        "pass --embeddings RUN_DIR/test_embeddings.npz")
+    e = read_embeddings(emb_path)
+    fingerprint = _test_fingerprint(result)
+    if fingerprint and e["fingerprint"] and e["fingerprint"] != fingerprint:
+        raise DataError(f"{emb_path} holds split {e['fingerprint'][:8]}, the result's test split is {fingerprint[:8]}")
+    outcomes = outcomes_from_embeddings(e["audio"], e["text"], e["audio_of_caption"], e["audio_ids"],
+                                        e["fingerprint"] or fingerprint, _eval_chunk(result))
+    mismatch = _first_mismatch(result, reduce(outcomes), emb_path.name)
+    if mismatch:
+        raise DataError(f"{result_path.name}: {mismatch}; no sidecar written")
+    path = sidecar_path(result_path)
+    result["per_query"] = sidecar_entry(path, write_sidecar(path, outcomes))
+    atomic_write_text(result_path, json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
     """0 when everything verified, 1 on a mismatch; user mistakes raise BenchError."""
     if args.embeddings and len(args.results) != 1:
         raise BenchError("--embeddings goes with exactly one RESULT")
+    if getattr(args, "write_sidecar", False):
+        if len(args.results) != 1 or Path(args.results[0]).is_dir():
+            raise BenchError("--write-sidecar takes exactly one RESULT file")
+        path = backfill_sidecar(args.results[0], args.embeddings)
+        print(f"wrote {path} and recorded it in {args.results[0]}")
+        # then verify it as usual, against both the embeddings and the new sidecar
     status = 0
     for target in map(Path, args.results):
         if target.is_dir():
@@ -143,19 +193,3 @@ def run(args: argparse.Namespace) -> int:
         print(v.message)
         status |= 0 if v.ok else 1
     return status
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry: ``python -m bench.verify RESULT``; errors print one line, exit 2."""
-    parser = argparse.ArgumentParser(prog="bench verify", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"bench verify: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

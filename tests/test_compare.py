@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from synthetic_runs import make_run
 
-from bench.compare import compare, load_systems, main, not_significantly_worse, render, resolve_system
+from bench.cli import main
+from bench.compare import compare, load_systems, not_significantly_worse, render, resolve_system
 from bench.errors import ConfigError, DataError
 
 FAST = ["--permutations", "1000", "--bootstrap", "1000"]
@@ -39,7 +40,7 @@ def test_two_runs_difference_ci_and_p(tmp_path, make_result):
 
 def test_run_against_itself_is_zero_with_p_one(tmp_path, make_result, capsys):
     make_run(tmp_path, "a", make_result())
-    assert main(["a", "a", "--results-dir", str(tmp_path / "results"), "--json", *FAST]) == 0
+    assert main(["compare", "a", "a", "--results-dir", str(tmp_path / "results"), "--json", *FAST]) == 0
     report = json.loads(capsys.readouterr().out)
     outcomes = {(r["difference"], r["low"], r["high"], r["p_value"]) for r in report["comparisons"]}
     assert outcomes == {(0.0, 0.0, 0.0, 1.0)}
@@ -74,7 +75,7 @@ def test_different_splits_are_refused_with_one_line(tmp_path, make_result, capsy
     make_run(tmp_path, "b", make_result(), fingerprint="fp-other")
     with pytest.raises(ConfigError, match="different test splits"):
         systems(tmp_path, "a", "b")
-    assert main(["a", "b", "--results-dir", str(tmp_path / "results"), *FAST]) == 2
+    assert main(["compare", "a", "b", "--results-dir", str(tmp_path / "results"), *FAST]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "different test splits" in err
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from synthetic_runs import make_run
 
-from bench.inspect_run import main, rank_differences, worst_queries
+from bench.cli import main
+from bench.inspect_run import rank_differences, worst_queries
 from bench.per_query import outcomes_from_npz
 
 
@@ -35,7 +36,7 @@ def test_rank_differences_and_cli(tmp_path, make_result, capsys):
     diff = rank_differences(good, bad, n=3)
     assert diff["improved"][0]["gain"] == int((bad.t2a_rank - good.t2a_rank).max())
     assert all(r["gain"] < 0 for r in diff["worsened"])
-    assert main(["good", "--vs", "bad", "-n", "3", "--results-dir", str(tmp_path / "results")]) == 0
+    assert main(["inspect", "good", "--vs", "bad", "-n", "3", "--results-dir", str(tmp_path / "results")]) == 0
     out = capsys.readouterr().out
     assert "top retrieved" in out and "improved most against bad" in out
-    assert main(["nope", "--results-dir", str(tmp_path / "results")]) == 2
+    assert main(["inspect", "nope", "--results-dir", str(tmp_path / "results")]) == 2

@@ -7,8 +7,9 @@ import json
 import pytest
 from synthetic_runs import make_run
 
+from bench.cli import main
 from bench.errors import DataError
-from bench.verify import main, verify, verify_dir
+from bench.verify import verify, verify_dir
 
 
 def test_consistent_result_verifies_from_embeddings_and_sidecar(tmp_path, make_result):
@@ -71,8 +72,8 @@ def test_directory_lists_results_without_evidence(tmp_path, make_result, capsys)
     (tmp_path / "results" / "run-bare.json").write_text(json.dumps(bare))
     done, without = verify_dir(tmp_path / "results")
     assert [v.ok for v in done] == [True] and [p.name for p in without] == ["run-bare.json"]
-    assert main([str(tmp_path / "results")]) == 0
+    assert main(["verify", str(tmp_path / "results")]) == 0
     out = capsys.readouterr().out
     assert "verified" in out and "1 result(s) without embeddings or sidecar: run-bare.json" in out
-    assert main([str(tmp_path / "results" / "run-bare.json")]) == 2
+    assert main(["verify", str(tmp_path / "results" / "run-bare.json")]) == 2
     assert "nothing to verify against" in capsys.readouterr().err
