@@ -89,14 +89,13 @@ def run_grid(configs: list[RunConfig], *, force: bool = False,
     attach_console()  # before the first line below, or "already done" would be invisible
     results = []
     for index, cfg in enumerate(configs, 1):
-        if len(configs) > 1:
-            log.info("[%d/%d] %s %s %s %s seed %d", index, len(configs), cfg.dataset.name, cfg.audio_encoder.name,
-                     cfg.text_encoder.name, cfg.loss.name, cfg.seed)
+        log.info("[%d/%d] %s %s %s %s seed %d", index, len(configs), cfg.dataset.name, cfg.audio_encoder.name,
+                 cfg.text_encoder.name, cfg.loss.name, cfg.seed)
         with claim_combination(cfg, skip=force):
             if cfg.run_id is None and not force:
                 done, unfinished = dist.broadcast_object(find_existing(cfg) if dist.is_main_process() else None)
                 if done is not None:
-                    log.info("already done as %s (use --force to run it again)", done["run_id"])
+                    log.info("%s", reuse_line(done, cfg.results_dir))
                     if dist.is_main_process():
                         complete_run_dir(done)
                     results.append(done)
@@ -106,6 +105,19 @@ def run_grid(configs: list[RunConfig], *, force: bool = False,
                     cfg.run_id = unfinished.name
             results.append(run_training(cfg, registry=registry))
     return results
+
+
+def reuse_line(result: dict[str, Any], results_dir: Path) -> str:
+    """What a reused result is: which file, its number, when and from which commit; how to retrain."""
+    prov = result.get("provenance") or {}
+    commit = prov.get("git_commit") or (prov.get("source") or {}).get("commit")
+    made = f"commit {commit[:8]}{' (uncommitted changes)' if prov.get('git_dirty') else ''}" if commit else \
+        f"bench {prov.get('bench_version', '?')} (no git commit recorded)"
+    t2a = ((result.get("metrics") or {}).get("t2a") or {}).get("mAP@10")
+    score = f", test t2a mAP@10 {100 * t2a:.2f}" if isinstance(t2a, (int, float)) else ""
+    return (f"already done: reusing result {Path(results_dir) / (result['run_id'] + '.json')}{score}, "
+            f"made {str(result.get('created', '?'))[:10]} by {made}; nothing is trained. "
+            f"--force trains it again")
 
 
 def complete_run_dir(result: dict[str, Any]) -> None:

@@ -11,7 +11,8 @@ Schema (version 1.x; a reader refuses any other major version):
                     trained on dataset ``trained_on``) scored on this dataset
 ``protocol``        the metric convention (absent means "bench": one query per caption, pessimistic
                     ties); results of different protocols are never ranked in one column
-``dataset``         ``{name, options, splits: {split: {n_audios, n_captions, fingerprint}}}``
+``dataset``         ``{name, options, splits: {split: {n_audios, n_captions, fingerprint}}, roots}``;
+                    ``roots``: ``{member: absolute resolved data root}`` (absent in older results)
 ``audio_encoder``, ``text_encoder``, ``loss``   ``{name, options}`` with every option resolved
 ``seed``            integer seed
 ``training``        the :class:`bench.config.TrainSettings` used, plus device, amp and world size

@@ -33,6 +33,7 @@ from bench.per_query import write_per_query
 from bench.provenance import provenance
 from bench.registry import Registry, get_registry, plugin_distributions
 from bench.results import read_results_report, write_result
+from bench.retention import apply_retention
 from bench.trainer import Trainer
 from bench.training_setup import Components
 from bench.validate import apply_policy, validate_dataset
@@ -93,6 +94,14 @@ def component_json(registry: Registry, kind: str, spec: Any) -> dict[str, Any]:
     else:
         resolved = registry.resolve_options(kind, spec.name, spec.options)
     return {"name": spec.name, "options": _jsonable(resolved), "set": _jsonable(spec.options)}
+
+
+def dataset_roots(dataset: Any) -> dict[str, str]:
+    """Absolute, resolved root of each member of the built dataset (results record where the data was)."""
+    members = list(zip(getattr(dataset, "names", ()), getattr(dataset, "datasets", ()))) or [
+        (str(getattr(dataset, "name", "dataset")), dataset)]
+    return {str(name): str(Path(member.root).expanduser().resolve())
+            for name, member in members if getattr(member, "root", None) is not None}
 
 
 def _jsonable(value: Any) -> Any:
@@ -218,6 +227,7 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
             path = write_result(result, cfg.results_dir)
             faults.reached("result-written")
             atomic_write_text(run_dir / "result.json", path.read_text())
+            apply_retention(run_dir, cfg.train.keep)  # e.g. last.pt (weights + optimizer state) is not needed now
             lifecycle.result_written(path=path, result=result)
             log.info("test t2a mAP@10 %.4f (chance %.4f); result %s", result["metrics"]["t2a"]["mAP@10"],
                      result["chance"]["t2a"]["mAP@10"], path)
@@ -245,7 +255,7 @@ def _train_and_test(cfg: RunConfig, registry: Registry, components: Components, 
         "run_id": cfg.run_id,
         "kind": "train",
         "combination": combination_id(cfg),
-        "dataset": {**component_json(registry, "dataset", cfg.dataset),
+        "dataset": {**component_json(registry, "dataset", cfg.dataset), "roots": dataset_roots(components.dataset),
                     "splits": {name: split.summary() for name, split in splits.items()},
                     "validation": validation},
         "audio_encoder": component_json(registry, "audio_encoder", cfg.audio_encoder),
