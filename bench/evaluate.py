@@ -134,7 +134,8 @@ def score_split(audio: torch.Tensor, text: torch.Tensor, split: SplitData, chunk
 
 
 def save_embeddings(path: Path, audio: torch.Tensor, text: torch.Tensor, split: SplitData) -> None:
-    """Test embeddings in a run directory, so that runs can be fused later without re-encoding."""
+    """Test embeddings in a run directory, so that runs can be fused, verified and inspected later
+    without re-encoding (caption texts included, for ``bench inspect``)."""
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(
             handle,
@@ -143,4 +144,5 @@ def save_embeddings(path: Path, audio: torch.Tensor, text: torch.Tensor, split: 
             audio_of_caption=split.audio_of_caption,
             audio_ids=np.asarray([str(item.audio_id) for item in split.items]),
             fingerprint=np.asarray(split.fingerprint()),
+            captions=np.asarray([str(c) for c in split.captions]),  # for `bench inspect` (worst queries)
         )

@@ -25,6 +25,12 @@ Schema (version 1.x; a reader refuses any other major version):
 ``provenance``      bench version, git commit, Python, torch, device, plugin distributions
 ``timings``         seconds: total, train, eval, per epoch
 ``artifacts``       run directory and test embeddings (for fusion); may be absent on other machines
+``per_query``       ``{file, sha256, format}``: the per-query sidecar ``<run_id>.per_query.npz`` beside
+                    this file (each caption's rank, each recording's first relevant position and
+                    AP@10, keyed by the dataset's ids; see :mod:`bench.per_query`) and its sha256.
+                    ``metrics`` equal what the sidecar reduces to. Absent in results written before
+                    it existed; ``bench verify --write-sidecar`` adds it to such a result from its
+                    test embeddings, and this is the only field it ever adds to an existing file.
 """
 
 from __future__ import annotations
