@@ -21,9 +21,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import leaderboard, metric_table, site_assets
+from bench import leaderboard, leaderboard_stats, metric_table, site_assets
 from bench.atomic import atomic_write_text
 from bench.errors import BenchError
+from bench.leaderboard_rows import duration
 from bench.leaderboard_run_page import page, render_run_page, run_kind
 from bench.results import read_result
 
@@ -39,9 +40,9 @@ def slug(key: tuple[str, ...]) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(parts))
 
 
-def load_results(results_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """The readable results and one warning per file that is skipped (unreadable, unknown schema, unusable)."""
-    results, warnings = [], []
+def load_results(results_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Path], list[str]]:
+    """The readable results, their files by run id, and one warning per file that is skipped (unusable)."""
+    results, sources, warnings = [], {}, []
     for path in sorted(Path(results_dir).glob("*.json")):
         try:
             result = read_result(path)
@@ -53,7 +54,8 @@ def load_results(results_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
             warnings.append(f"skips {path}: cannot be shown ({type(exc).__name__}: {exc})")
             continue
         results.append(result)
-    return results, warnings
+        sources[result["run_id"]] = path
+    return results, sources, warnings
 
 
 def _e(value: Any) -> str:
@@ -69,48 +71,31 @@ def _other_columns() -> list[str]:
     return [c for c in leaderboard.columns() if c not in metric_names and c not in leaderboard.LABEL_COLUMNS]
 
 
-def _ci(source: dict[str, Any], column: str, direction: str, key: str) -> dict[str, Any] | None:
-    """A CI where a row or result records one: ``ci`` by column name or ``{direction: {metric: {low, high}}}``."""
-    for field in ("ci", "cis"):
-        block = source.get(field)
-        if not isinstance(block, dict):
-            continue
-        found = block.get(column) or (block.get(direction) or {}).get(key)
-        if isinstance(found, dict) and "low" in found and "high" in found:
-            return found
-    return None
-
-
-def _metric_cell(metric: Any, values: list[float], ci: dict[str, Any] | None) -> str:
+def _metric_cell(metric: Any, values: list[float], ci: tuple[float, float] | None, best: bool) -> str:
+    """A number cell: mean ± std of the seeds, or the mean with its CI below (as the markdown shows it)."""
     if not values:
         return '<td class="num" data-v=""></td>'
-    text = _e(metric.cell(values))
+    mean = statistics.fmean(values)
+    text = _e(metric.cell(values) if ci is None else metric.format(mean))
+    if best:
+        text = f"<strong>{text}</strong>"
     if ci is not None:
-        text += f'<span class="ci">[{_e(metric.format(ci["low"]))}, {_e(metric.format(ci["high"]))}]</span>'
-    return f'<td class="num" data-v="{statistics.fmean(values)!r}">{text}</td>'
+        text += f'<span class="ci">[{_e(metric.format(ci[0]))}, {_e(metric.format(ci[1]))}]</span>'
+    return f'<td class="num" data-v="{mean!r}">{text}</td>'
 
 
-def _runs_of(row: dict[str, Any], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if "runs" in row:
-        return list(row["runs"])
-    # An aggregate() without ``runs``: the results with the same labels are the row's seeds.
-    label = (row["Audio encoder"], row["Text encoder"], row["Loss"])
-    found = [r for r in results if (leaderboard.component_label(r["audio_encoder"]),
-                                    leaderboard.component_label(r["text_encoder"]), leaderboard.loss_label(r)) == label]
-    by_seed = {str(r.get("seed")): r for r in sorted(found, key=lambda r: r["run_id"])}
-    return [by_seed[s] for s in sorted(by_seed)]
-
-
-def _row_html(row: dict[str, Any], runs: list[dict[str, Any]], view: str, source: dict[str, Any]) -> str:
-    kind = run_kind(runs[0]) if runs else "trained"
+def _row_html(row: dict[str, Any], view: str, cis: dict[str, tuple[float, float]], best: bool) -> str:
+    runs = row["runs"]
+    kind = run_kind(runs[0])
     attrs = {"audio": row["Audio encoder"], "text": row["Text encoder"], "loss": row["Loss"], "kind": kind}
     data = "".join(f' data-{k}="{_e(v)}"' for k, v in attrs.items())
     links = " ".join(f'<a href="runs/{_e(r["run_id"])}.html">{"run" if len(runs) == 1 else _e(r.get("seed"))}</a>'
                      for r in runs)
     cells = [f'<td data-v="{_e(row[c])}">{_e(row[c])}</td>' for c in leaderboard.LABEL_COLUMNS]
     cells.append(f'<td data-v="{_e(kind)}">{_e(kind)}</td>')
-    for column, direction, metric in _metric_columns():
-        cells.append(_metric_cell(metric, row["values"][column], _ci(source, column, direction, metric.key)))
+    primary = metric_table.column_name(metric_table.PRIMARY[0], metric_table.get(metric_table.PRIMARY[1]))
+    for column, _direction, metric in _metric_columns():
+        cells.append(_metric_cell(metric, row["values"][column], cis.get(column), best and column == primary))
     for column in _other_columns():
         value = row.get(column, "")
         if view == "run" and column == "Seeds":
@@ -128,12 +113,7 @@ def _single_row(row: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         value = ((run.get("metrics") or {}).get(direction) or {}).get(metric.key)
         values[column] = [] if value is None else [float(value)]
     seconds = float((run.get("timings") or {}).get("train_s", 0.0) or 0.0)
-    return {**row, "values": values, "Seeds": "1", "Train time": leaderboard_duration(seconds)}
-
-
-def leaderboard_duration(seconds: float) -> str:
-    duration = getattr(leaderboard, "_duration", None) or getattr(leaderboard, "duration", None)
-    return duration(seconds) if duration else f"{seconds:.0f}s"
+    return {**row, "values": values, "Seeds": "1", "Train time": duration(seconds), "runs": [run]}
 
 
 def _chance_row(chance: dict[str, Any]) -> str:
@@ -151,15 +131,25 @@ def _select(table_id: str, key: str, label: str, options: list[str]) -> str:
             f'<option value="">all</option>{choices}</select></label>')
 
 
-def benchmark_page(key: tuple[str, ...], title: str, rows: list[dict[str, Any]], chance: dict[str, Any],
-                   results: list[dict[str, Any]]) -> str:
+def benchmark_page(title: str, rows: list[dict[str, Any]], chance: dict[str, Any], sources: dict[str, Path]) -> str:
+    """One benchmark's table: aggregated rows, each followed by its (hidden) seed runs, and chance last.
+
+    CIs and the rows not significantly worse than the best come from the per-query sidecars, through
+    the markdown leaderboard's own :func:`bench.leaderboard_stats.annotate`.
+    """
     table_id = "board"
     body, seen = [], {k: set() for k, _ in FILTERS}
-    for row in rows:
-        runs = _runs_of(row, results)
-        body.append(_row_html(row, runs, "agg", row))
+    found = leaderboard_stats.annotate(rows, sources)
+    for index, row in enumerate(rows):
+        runs = row["runs"]
+        best = found.not_worse is not None and index in found.not_worse
+        body.append(_row_html(row, "agg", found.cis.get(index, {}), best))
         for run in runs:
-            body.append(_row_html(_single_row(row, run), [run], "run", run))
+            single = _single_row(row, run)
+            # One seed: the row's own CI; a seed of several: that run's bootstrap CI alone.
+            own = (found.cis.get(index, {}) if len(runs) == 1
+                   else leaderboard_stats.annotate([single], sources).cis.get(0, {}))
+            body.append(_row_html(single, "run", own, False))
         seen["audio"].add(row["Audio encoder"])
         seen["text"].add(row["Text encoder"])
         seen["loss"].add(row["Loss"])
@@ -172,9 +162,12 @@ def benchmark_page(key: tuple[str, ...], title: str, rows: list[dict[str, Any]],
                  '<label><input type="radio" name="view" value="run"> individual runs</label>'
                  f'<span id="{table_id}-shown"></span>')
     note = ("Metrics are percentages on the test split (docs/metrics.md in the repository); a cell with "
-            "several seeds shows mean ± sample standard deviation, and a bracket below a value is its "
-            "confidence interval where the result records one. Click a column header to sort.")
-    content = (f'<p><a href="index.html">all benchmarks</a></p><h1>{_e(title)}</h1><p class="note">{_e(note)}</p>'
+            "several seeds shows mean ± sample standard deviation, or, where the results have per-query "
+            "sidecars, the mean with its 95% confidence interval below. Click a column header to sort.")
+    notes = [note] + ([leaderboard_stats.significance_caption(found.tested, len(rows)).replace("**", "")]
+                      if found.not_worse is not None else []) + [f"No confidence interval: {n}" for n in found.notes]
+    paragraphs = "".join(f'<p class="note">{_e(n)}</p>' for n in notes)
+    content = (f'<p><a href="index.html">all benchmarks</a></p><h1>{_e(title)}</h1>{paragraphs}'
                f'<div class="controls" id="{table_id}-controls">{controls}</div>'
                f'<table class="board" id="{table_id}"><thead><tr>{head}<th>Runs</th></tr></thead>'
                f'<tbody>{"".join(body)}</tbody></table>')
@@ -200,12 +193,12 @@ def index_page(benchmarks: list[tuple[str, str, list[dict[str, Any]]]], warnings
 
 def build_site(results_dir: Path) -> tuple[dict[str, str], list[str]]:
     """Every file of the site as ``{relative path: text}``, and the warnings for skipped result files."""
-    results, warnings = load_results(results_dir)
+    results, sources, warnings = load_results(results_dir)
     files = {"style.css": site_assets.CSS, "app.js": site_assets.JS, MARKER: "written by bench leaderboard --html\n"}
     listed = []
     for key, (title, rows, chance) in leaderboard.aggregate(results).items():
         name = slug(key)
-        files[f"{name}.html"] = benchmark_page(key, title, rows, chance, results)
+        files[f"{name}.html"] = benchmark_page(title, rows, chance, sources)
         listed.append((name, title, rows))
     for result in results:
         files[f"runs/{result['run_id']}.html"] = render_run_page(result, results)

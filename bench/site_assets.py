@@ -30,6 +30,7 @@ pre { background: #f6f8fa; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem;
 dl { display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; font-size: 0.85rem; }
 dt { font-weight: 600; } dd { margin: 0; }
 svg text { font-size: 10px; fill: #57606a; }
+figure { display: inline-block; margin: 0 1.5rem 0.5rem 0; } figcaption { font-size: 0.8rem; color: #57606a; }
 """
 
 JS = """\

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import leaderboard_html
+from bench import leaderboard, leaderboard_html
 from bench.cli import main
 from bench.errors import BenchError
 from bench.leaderboard_run_page import reproduce_command
@@ -114,18 +114,29 @@ def test_cli_html_check_fails_when_stale_and_passes_when_current(tmp_path, capsy
     assert "run-a.html is stale" in capsys.readouterr().err
 
 
-def test_kinds_and_cis_where_results_have_them(tmp_path):
+def test_kinds_and_cis_and_significance_from_per_query_sidecars(tmp_path):
+    from tests.test_leaderboard_honest import outcomes, with_sidecar
+
     results = tmp_path / "results"
-    write_result(build_result("run-a", t2a_map=0.3, ci={"t2a": {"mAP@10": {"point": 0.3, "low": 0.25, "high": 0.35}}}),
-                 results)
+    with_sidecar(results, build_result("run-a"), outcomes(0.6, seed=1))
+    for seed in (0, 1):
+        with_sidecar(results, build_result(f"run-b{seed}", seed=seed, combination="b"), outcomes(0.2, seed=5 + seed))
     write_result(build_result("run-z", t2a_map=0.1, kind="eval", combination="zs",
                               eval={"zero_shot": True, "trained_on": None, "run_id": None, "model": "clap"}), results)
     leaderboard_html.write_site(results, tmp_path / "site")
     board = next((tmp_path / "site").glob("synthetic-*.html")).read_text(encoding="utf-8")
-    kinds = dict(re.findall(r'data-view="run"[^>]*data-kind="([^"]+)"[^>]*>.*?runs/(run-\w)\.html', board))
-    assert kinds == {"trained": "run-a", "zero-shot": "run-z"}
-    run_row = next(r for r in visible_rows(board, "run") if "run-a.html" in r)
-    assert '<span class="ci">[25.00, 35.00]</span>' in run_row
+    kinds = {re.search(r"runs/([\w-]+)\.html", cells).group(1): kind for kind, cells in
+             re.findall(r'<tr class="row" data-view="run"[^>]*data-kind="([^"]+)"[^>]*>(.*?)</tr>', board)}
+    assert kinds == {"run-a": "trained", "run-b0": "trained", "run-b1": "trained", "run-z": "zero-shot"}
+    # The markdown's CIs and bold cells, from the same annotate(): compare the two renderings.
+    markdown = leaderboard.render_dir(results)[0]
+    best_md = re.search(r"\| \*\*(\d+\.\d\d) \[(\d+\.\d\d), (\d+\.\d\d)\]\*\* \|", markdown)
+    agg = visible_rows(board, "agg")
+    assert f"<strong>{best_md.group(1)}</strong><span class=\"ci\">[{best_md.group(2)}, {best_md.group(3)}]" in agg[0]
+    assert agg[1].count('class="ci"') == 5 and "<strong>" not in agg[1]  # the 2-seed row: CIs, not the best
+    seed_rows = [r for r in visible_rows(board, "run") if "run-b" in r]
+    assert len(seed_rows) == 2 and all(r.count('class="ci"') == 5 for r in seed_rows)
+    assert "no ci" not in board.lower() and "not significantly worse than the best row" in board
 
 
 def test_run_page_has_config_provenance_curves_and_command(tmp_path):
