@@ -8,8 +8,15 @@ import os
 import pytest
 
 from bench.errors import BenchError
-from bench.results import (REQUIRED_FIELDS, SCHEMA_VERSION, atomic_write_text, find_result, read_result,
-                           read_results, write_result)
+from bench.results import (
+    REQUIRED_FIELDS,
+    SCHEMA_VERSION,
+    atomic_write_text,
+    find_result,
+    read_result,
+    read_results,
+    write_result,
+)
 
 
 def test_round_trip(tmp_path, make_result):
