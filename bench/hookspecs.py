@@ -13,6 +13,14 @@ Keep the plugin module's top-level imports light (no torch, no transformers): ``
 imports every plugin and should answer in about two seconds. Import heavy modules inside the
 factory.
 
+Optional cheap check: a factory may carry an attribute ``preflight(**options) -> list[str]``
+(``build_x.preflight = check_x``). ``bench run`` calls it with the factory's resolved options
+before torch is imported or anything is built, for every component of the request, and reports
+all the problems together, one line each (:mod:`bench.preflight`). Return one line per problem
+(a missing root, weights or package, with the fix) and do nothing slow or heavy there: no
+torch, no downloads. The factory must still check what it needs; the preflight only makes a
+mistake arrive sooner and together with the others.
+
 Component contracts
 -------------------
 The audio encoder, text encoder, loss, dataset, item and batch contracts are the Protocol
