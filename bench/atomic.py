@@ -13,6 +13,7 @@ deletes those that are older than an hour and not locked.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -22,7 +23,34 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from bench.errors import BenchError
+
 log = logging.getLogger("bench")
+NEARLY_FULL = 1 << 20  # bytes free below which a failed write is taken to be a full disk
+
+
+class DiskFullError(BenchError):
+    """A write failed because the file system is full; the message names the file."""
+
+
+def no_space_message(path: str | os.PathLike[str]) -> str:
+    return (f"{path}: no space left on device; free some space there (or point --results-dir, --runs-dir or "
+            "BENCH_CACHE elsewhere) and run again: finished results are untouched and the run resumes")
+
+
+def disk_full(exc: BaseException, folder: str | os.PathLike[str]) -> bool:
+    """Whether ``exc`` from a write into ``folder`` means the disk is full.
+
+    ENOSPC says so directly; some writers (torch's zip writer) turn it into a RuntimeError, so a
+    failed write on a file system with less than :data:`NEARLY_FULL` bytes free counts too.
+    """
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < NEARLY_FULL
 STALE_SECONDS = 3600.0
 _TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")  # mkstemp's ".NAME.XXXXXXXX.tmp"
 
@@ -41,7 +69,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
     """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        if disk_full(exc, path.parent):
+            raise DiskFullError(no_space_message(path)) from None
+        raise
     # The lock tells remove_stale_temps that a live writer owns the file, however long it takes.
     with contextlib.suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -49,6 +82,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[str]:
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode open() would
         os.replace(tmp, path)
+    except Exception as exc:
+        full = disk_full(exc, path.parent)  # asked before the partial file is removed
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if full:
+            raise DiskFullError(no_space_message(path)) from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

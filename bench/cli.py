@@ -6,6 +6,7 @@ User mistakes (a :class:`bench.errors.BenchError`) print one line and exit with 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -251,6 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench: interrupted; `bench run --resume latest` continues the run", file=sys.stderr)
         return 130
+    except OSError as exc:  # a full disk under a writer that is not bench.atomic's: still one line
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        from bench.atomic import no_space_message
+
+        print(f"bench {args.command}: error: {no_space_message(exc.filename or 'a file being written')}",
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

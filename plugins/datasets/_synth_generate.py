@@ -100,6 +100,12 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
+    except OSError as exc:
+        from bench.atomic import DiskFullError, disk_full, no_space_message
+
+        if disk_full(exc, path.parent):
+            raise DiskFullError(no_space_message(path)) from None
+        raise
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
