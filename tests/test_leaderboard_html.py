@@ -118,9 +118,10 @@ def test_kinds_and_cis_and_significance_from_per_query_sidecars(tmp_path):
     from tests.test_leaderboard_honest import outcomes, with_sidecar
 
     results = tmp_path / "results"
-    with_sidecar(results, build_result("run-a"), outcomes(0.6, seed=1))
+    with_sidecar(results, build_result("run-a"), outcomes(0.6, seed=1, n_audios=20))
     for seed in (0, 1):
-        with_sidecar(results, build_result(f"run-b{seed}", seed=seed, combination="b"), outcomes(0.2, seed=5 + seed))
+        with_sidecar(results, build_result(f"run-b{seed}", seed=seed, combination="b"),
+                     outcomes(0.2, seed=5 + seed, n_audios=20))
     write_result(build_result("run-z", t2a_map=0.1, kind="eval", combination="zs",
                               eval={"zero_shot": True, "trained_on": None, "run_id": None, "model": "clap"}), results)
     leaderboard_html.write_site(results, tmp_path / "site")
