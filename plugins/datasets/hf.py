@@ -89,9 +89,12 @@ def _hub_reachable(endpoint: str) -> bool:
 
 def load(path: str, revision: str | None) -> Any:
     """The ``DatasetDict`` at ``path``: a ``save_to_disk`` directory, a data-file directory or a hub id."""
-    import datasets
-
     from bench.errors import ConfigError
+
+    try:
+        import datasets
+    except ImportError:
+        raise ConfigError("the huggingface dataset needs the datasets package: pip install 'bench[hf]'") from None
 
     local = Path(path).expanduser()
     if local.is_dir():
