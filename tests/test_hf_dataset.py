@@ -186,6 +186,15 @@ def test_a_local_path_that_does_not_exist_is_not_looked_up_on_the_hub(tmp_path):
         build_huggingface(path=str(tmp_path / "nowhere"))
 
 
+def test_preflight_lists_every_problem_before_torch_is_needed(tmp_path):
+    from bench_plugins.datasets.hf import preflight
+
+    assert preflight(path=str(tmp_path)) == []
+    problems = preflight(path=str(tmp_path / "nowhere"), split_map="training=development")
+    assert len(problems) == 2 and "nowhere does not exist" in problems[0] and "BENCH_SPLIT" in problems[1]
+    assert preflight() == ["huggingface: no dataset given; pass --set huggingface.path=HUB_ID_OR_LOCAL_DIR"]
+
+
 def _run(tmp_path: Path, source: Path, *extra: str) -> dict:
     code = main(["run", "--dataset", "huggingface", "--set", f"huggingface.path={source}",
                  "--set", f"huggingface.caption_columns={CAPTIONS}",

@@ -25,7 +25,6 @@ one line saying how to pass a local directory.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,6 +74,35 @@ def parse_split_map(text: str) -> dict[str, str]:
     return out
 
 
+def _looks_local(path: str) -> bool:
+    """A path rather than a hub id (``ORG/NAME``): looked up on disk only, never on the hub."""
+    return path.startswith((".", "/", "~")) or path.count("/") > 1
+
+
+def preflight(path: str = "", split_map: str = "", **_: Any) -> list[str]:
+    """Torch-free checks for ``bench.preflight``: the package, the path and the split map, before any work."""
+    import importlib.util
+
+    from bench.errors import ConfigError
+
+    problems = []
+    if importlib.util.find_spec("datasets") is None:
+        problems.append("the huggingface dataset needs the datasets package: pip install 'bench[hf]'")
+    if not path:
+        problems.append("huggingface: no dataset given; pass --set huggingface.path=HUB_ID_OR_LOCAL_DIR")
+    elif _looks_local(path) and not Path(path).expanduser().is_dir():
+        problems.append(f"huggingface: directory {Path(path).expanduser()} does not exist; pass "
+                        "--set huggingface.path=DIR (a save_to_disk or parquet directory) or a hub id ORG/NAME")
+    try:
+        parse_split_map(split_map)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    return problems
+
+
+build_huggingface.preflight = preflight  # type: ignore[attr-defined]
+
+
 def _hub_reachable(endpoint: str) -> bool:
     import socket
     from urllib.parse import urlparse
@@ -106,7 +134,7 @@ def load(path: str, revision: str | None) -> Any:
             raise ConfigError(f"huggingface: {local} holds a single split; save a DatasetDict with train, "
                               "validation and test splits")
         return loaded
-    if path.startswith((".", "/", "~")) or os.sep + os.sep in path or path.count("/") > 1:
+    if _looks_local(path):
         raise ConfigError(f"huggingface: directory {local} does not exist; pass --set huggingface.path=DIR "
                           "(a save_to_disk or parquet directory) or a hub id ORG/NAME")
     import huggingface_hub.constants as hub
