@@ -210,7 +210,8 @@ def _preflight(registry: Any, chosen: dict[str, list[str]], loggers: list[str], 
     raise_if_problems(request_problems(
         registry, datasets=chosen["dataset"], encoders=chosen["encoder"], text_encoders=chosen["text_encoder"],
         losses=chosen["loss"], loggers=loggers, set_options=sets, train_overrides=train_overrides,
-        runs_dir=values.get("runs_dir", DEFAULT_RUNS_DIR), init=values.get("init")))
+        runs_dir=values.get("runs_dir", DEFAULT_RUNS_DIR), init=values.get("init"),
+        flags={field: "--" + flag.replace("_", "-") for flag, field in TRAIN_FLAGS.items() if flag in values}))
 
 
 def _show_leaderboard(results_dir: Path, result: dict[str, Any]) -> None:

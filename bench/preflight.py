@@ -68,8 +68,8 @@ def component_problems(registry: Any, kind: str, name: str, options: Mapping[str
     return [p if p.startswith(f"{name}") else f"{name}: {p}" for p in (found or [])]
 
 
-def train_problems(values: Mapping[str, Any]) -> list[str]:
-    """``train.KEY`` settings (and the flags that map onto them): unknown keys and bad values."""
+def train_problems(values: Mapping[str, Any], flags: Mapping[str, str] | None = None) -> list[str]:
+    """``train.KEY`` settings: unknown keys and bad values; ``flags`` names a key's flag (``--epochs``)."""
     problems = []
     for key, value in values.items():
         if key not in TrainSettings.keys():
@@ -78,7 +78,11 @@ def train_problems(values: Mapping[str, Any]) -> list[str]:
         try:
             coerce_field(TrainSettings, key, value)
         except BenchError as exc:
-            problems.append(_line(exc))
+            line = _line(exc)
+            if flags and key in flags:  # say it in the words the user typed
+                line = line.replace(f"--set train.{key}={value!r}", f"{flags[key]} {value}", 1)
+                line = line.replace(f"--set train.{key}={value}", f"{flags[key]} {value}", 1)
+            problems.append(line)
     return problems
 
 
@@ -94,10 +98,15 @@ def request_problems(
     train_overrides: Mapping[str, Any],
     runs_dir: Path | str = "runs",
     init: str | None = None,
+    flags: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Every problem of a grid request, in a stable order (train settings, then component by component)."""
+    """Every problem of a grid request, in a stable order (train settings, then component by component).
+
+    ``flags`` maps the ``train_overrides`` keys that came from a command-line flag to that flag.
+    """
     train = {**train_overrides, **set_options.get("train", {})}
-    problems = train_problems(train)
+    flags = {k: f for k, f in (flags or {}).items() if k not in set_options.get("train", {})}
+    problems = train_problems(train, flags)
     used = {"train"}
     wanted: list[tuple[str, str]] = []
     for dataset in datasets:

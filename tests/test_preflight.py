@@ -59,7 +59,7 @@ def test_epochs_zero_and_negative_fail_before_anything_is_written(offline_caches
     runs = offline_caches / "runs"
     for epochs in ("0", "-1"):
         code, lines = run_cli(capsys, "--epochs", epochs, "--runs-dir", str(runs), "--results-dir", str(runs / "r"))
-        assert code == 2 and lines == [f"bench run: error: --set train.epochs={epochs}: expected an int >= 1"]
+        assert code == 2 and lines == [f"bench run: error: --epochs {epochs}: expected an int >= 1"]
     assert not runs.exists()
 
 
