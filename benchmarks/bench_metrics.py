@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -40,7 +41,7 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         n_c, n_a = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} must look like 5000x1000 (captions x audios)")
+        raise argparse.ArgumentTypeError(f"size {text!r} must look like 5000x1000 (captions x audios)") from None
     return n_c, n_a
 
 
@@ -138,20 +139,30 @@ def worker(args: argparse.Namespace) -> None:
     audio, text, aoc = make_embeddings(n_c, n_a, args.dim, args.noise, args.seed)
     rss_data_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fn = {"ours": run_ours, "gemm": run_gemm, "argsort": run_argsort}[args.worker]
-    times, paired = [], []
+    times, paired, ratios = [], [], []
     result = None
-    for _ in range(args.repeats):
-        t0 = time.perf_counter()
-        result = fn(audio, text, aoc, args.chunk_size)
-        times.append(time.perf_counter() - t0)
-        if args.worker == "ours":
-            # The machine is shared: time the bare GEMMs right after, in the same process, so
-            # the ours / GEMM ratio compares runs under the same load.
+    for i in range(args.repeats):
+        # The machine is shared: time the bare GEMMs next to each run of ours, in the same
+        # process, alternating which goes first, so each ours / GEMM ratio compares runs under
+        # the same load; the report gives the median of those ratios.
+        if args.worker == "ours" and i % 2:
             t0 = time.perf_counter()
             run_gemm(audio, text, aoc, args.chunk_size)
             paired.append(time.perf_counter() - t0)
-    print(json.dumps({"seconds": min(times), "all_seconds": times, "rss_data_kb": rss_data_kb,
-                      "paired_gemm_seconds": min(paired) if paired else None, "result": result}))
+        t0 = time.perf_counter()
+        result = fn(audio, text, aoc, args.chunk_size)
+        times.append(time.perf_counter() - t0)
+        if args.worker == "ours" and not i % 2:
+            t0 = time.perf_counter()
+            run_gemm(audio, text, aoc, args.chunk_size)
+            paired.append(time.perf_counter() - t0)
+        if paired:
+            ratios.append(times[-1] / paired[-1])
+    print(json.dumps({"seconds": statistics.median(times), "all_seconds": times, "rss_data_kb": rss_data_kb,
+                      "paired_gemm_seconds": statistics.median(paired) if paired else None,
+                      "all_paired_gemm_seconds": paired,
+                      "ratio": statistics.median(ratios) if ratios else None, "all_ratios": ratios,
+                      "result": result}))
 
 
 # ----------------------------------------------------------------------------- parent side
@@ -214,7 +225,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch.set_num_threads")
     p.add_argument("--chunk-size", type=int, default=None, help="rows per chunk (default: automatic)")
     p.add_argument("--repeats", type=int, default=3,
-                   help="timed runs per configuration, best kept (1 for sizes above 2e8 scores)")
+                   help="timed runs per configuration, median kept (1 for sizes above 2e8 scores)")
+    p.add_argument("--large-repeats", type=int, default=1, help="timed runs above 2e8 scores")
     p.add_argument("--out", type=Path, default=None, help="write a markdown report here")
     p.add_argument("--worker", choices=METHODS, help=argparse.SUPPRESS)
     p.add_argument("--size", type=parse_size, help=argparse.SUPPRESS)
@@ -231,7 +243,7 @@ def main() -> None:
     notes = []
     for size in args.sizes:
         n_c, n_a = size
-        repeats = args.repeats if n_c * n_a <= 2e8 else 1
+        repeats = args.repeats if n_c * n_a <= 2e8 else args.large_repeats
         records = {}
         for method in methods:
             if method == "argsort":
@@ -265,21 +277,22 @@ def main() -> None:
         f"- Command: `{' '.join(['python'] + [Path(sys.argv[0]).as_posix()] + sys.argv[1:])}`",
         f"- Load average (1 min) before / after: {load_before[0]:.1f} / {os.getloadavg()[0]:.1f} "
         "(the machine is shared, so times are noisy)",
-        "- `ours / GEMM`: ours over the bare chunked GEMMs timed in the same child process right",
-        "  after each run of ours (paired, so both see the same load); the `gemm` row is a separate",
-        "  child, for its peak RSS.",
-        "- Time: best of the timed runs (column `runs`), embedding generation excluded. Peak RSS: the",
+        "- `ours / GEMM`: the median over the timed runs of ours / the bare chunked GEMMs timed next",
+        "  to it in the same child process (alternately before and after, so both see the same",
+        "  load); the `gemm` row is a separate child, for its peak RSS.",
+        "- Time: median of the timed runs (column `runs`), embedding generation excluded. Peak RSS: the",
         "  whole child process (`ru_maxrss` via `os.wait4`); `data RSS` is the peak before the method",
         "  started (interpreter + torch + embeddings).",
         "",
-        "| captions x audios | method | runs | time (s) | peak RSS (MiB) | data RSS (MiB) | ours / GEMM | argsort / ours |",
+        "| captions x audios | method | runs | time (s) | peak RSS (MiB) | data RSS (MiB) | ours / GEMM "
+        "| argsort / ours |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (n_c, n_a), repeats, records in rows:
         for method, rec in records.items():
             ratio_gemm = ratio_arg = ""
             if method == "ours":
-                ratio_gemm = f"{rec['seconds'] / rec['paired_gemm_seconds']:.2f}"
+                ratio_gemm = f"{rec['ratio']:.2f}"
             if method == "ours" and "argsort" in records:
                 ratio_arg = f"{records['argsort']['seconds'] / rec['seconds']:.2f}"
             lines.append(
