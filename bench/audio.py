@@ -227,17 +227,20 @@ def declared_frames(path: str | os.PathLike[str]) -> int | None:
         return None
 
 
-def scan_audio(path: str | os.PathLike[str], block_frames: int = 1 << 16) -> AudioScan:
+def scan_audio(path: str | os.PathLike[str], block_frames: int = 1 << 16, hash_content: bool = True) -> AudioScan:
     """Decode the whole of ``path`` in blocks of ``block_frames`` frames (bounded memory).
 
-    Returns frame counts, peak, the time of the first non-finite sample and a content hash.
+    Returns frame counts, peak, the time of the first non-finite sample and a content hash
+    (empty with ``hash_content=False``, which only benchmarks use to measure its cost).
     Raises :class:`AudioError` (one line, naming the file) if it cannot be opened or decoded.
     """
     import soundfile as sf
 
     p = Path(path)
     _check_file(p)
-    digest = hashlib.blake2b(digest_size=16)
+    # SHA-256 runs at about 1 GB/s here with the CPU's SHA extensions (blake2b: 0.5 GB/s); only
+    # identity matters, so a truncated digest is plenty.
+    digest = hashlib.sha256()
     peak = 0.0
     decoded = 0
     first_bad: float | None = None
@@ -254,7 +257,8 @@ def scan_audio(path: str | os.PathLike[str], block_frames: int = 1 << 16) -> Aud
                 n = len(blk)
                 if n == 0:
                     break
-                digest.update(memoryview(blk).cast("B"))
+                if hash_content:
+                    digest.update(memoryview(blk).cast("B"))
                 hi, lo = float(blk.max()), float(blk.min())
                 if math.isfinite(hi) and math.isfinite(lo):
                     peak = max(peak, hi, -lo)
@@ -275,4 +279,4 @@ def scan_audio(path: str | os.PathLike[str], block_frames: int = 1 << 16) -> Aud
         raise AudioError(f"{p}: {_reason(p, exc)}") from None
     return AudioScan(frames=frames, declared_frames=declared_frames(p), decoded_frames=decoded, sample_rate=sr,
                      channels=channels, peak=peak, first_nonfinite_s=first_bad, n_nonfinite=n_bad,
-                     content_hash=digest.hexdigest())
+                     content_hash=digest.hexdigest()[:32] if hash_content else "")

@@ -56,7 +56,7 @@ __all__ = [
 FLAGS = ("multichannel", "above_target_rate", "long", "silent")
 
 # Bump when the checks change so that old cached manifests are not trusted.
-_VALIDATOR_VERSION = 2  # 2: whole-file decode, content hashes, warnings
+_VALIDATOR_VERSION = 3  # 2: whole-file decode, content hashes, warnings; 3: SHA-256 content hash
 
 
 def _escapes(path: Path, root: Path) -> bool:

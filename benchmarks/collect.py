@@ -18,6 +18,7 @@ SECTIONS = [
     ("Decoded-audio cache: decode time and epoch time", "audio_cache_results.md"),
     ("Decoded-audio cache inside training epochs", "epoch_audio_cache_results.md"),
     ("PaSST on this CPU", "passt_results.md"),
+    ("Full-file dataset validation and content hashing", "validate_results.md"),
 ]
 
 
