@@ -70,7 +70,7 @@ def test_rerun_skips_finished_combinations_and_force_reruns(tmp_path, cache_env,
     elapsed = time.perf_counter() - started
     assert result_files(tmp_path) == first
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == run_dirs
-    skipped = [m for m in messages(caplog) if m.startswith("already done as")]
+    skipped = [m for m in messages(caplog) if m.startswith("already done")]
     assert len(skipped) == 2
     assert not [m for m in messages(caplog) if m.startswith("epoch ")], "nothing may be trained again"
     assert elapsed < 20, f"skipping two finished runs took {elapsed:.1f} s"

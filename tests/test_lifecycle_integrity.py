@@ -313,7 +313,7 @@ def test_kill_at_the_result_rename_then_rerun_and_resume(tmp_path, cache, caplog
     finally:
         os.environ.pop("BENCH_CACHE", None)
     text = [r.getMessage() for r in caplog.records]
-    assert any(m.startswith("already done as") for m in text)
+    assert any(m.startswith("already done") for m in text)
     assert not any(m.startswith("epoch ") for m in text), "nothing is trained again"
     assert list((tmp_path / "results").glob("*.json")) == [result]
 
