@@ -38,6 +38,11 @@ def no_space_message(path: str | os.PathLike[str]) -> str:
             "BENCH_CACHE elsewhere) and run again: finished results are untouched and the run resumes")
 
 
+def as_disk_full(exc: BaseException, path: str | os.PathLike[str]) -> BaseException:
+    """A :class:`DiskFullError` naming ``path`` if ``exc`` means a full disk, else ``exc`` itself."""
+    return DiskFullError(no_space_message(path)) if disk_full(exc, Path(path).parent) else exc
+
+
 def disk_full(exc: BaseException, folder: str | os.PathLike[str]) -> bool:
     """Whether ``exc`` from a write into ``folder`` means the disk is full.
 

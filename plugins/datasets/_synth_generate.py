@@ -43,6 +43,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.atomic import as_disk_full
 from bench.errors import DataError
 from bench_plugins.datasets._synth_events import SAMPLE_RATE, ClipSpec, render_clip, sample_clip
 
@@ -100,12 +101,8 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
-    except OSError as exc:
-        from bench.atomic import DiskFullError, disk_full, no_space_message
-
-        if disk_full(exc, path.parent):
-            raise DiskFullError(no_space_message(path)) from None
-        raise
+    except OSError as exc:  # a full disk: one line naming the file
+        raise as_disk_full(exc, path) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
