@@ -239,3 +239,15 @@ def test_weights_must_be_finite_nonnegative_and_not_all_zero(env: Env, runs: dic
                                                              weights: str) -> None:
     assert env.fuse(runs[0]["run_id"], runs[1]["run_id"], f"--weights={weights}") == 2
     assert "--weights" in error_line(capsys.readouterr().err)
+
+
+@pytest.mark.slow
+def test_fusion_and_its_runs_record_sidecars_that_verify(env: Env, runs: dict[int, dict[str, Any]]) -> None:
+    from bench.per_query import load_for_result, reduce
+    from bench.verify import verify
+
+    fused = env.fuse_new(runs[0]["run_id"], runs[1]["run_id"], "--method", "rrf")
+    for result in (fused, runs[0], runs[1]):
+        path = env.results / f"{result['run_id']}.json"
+        assert reduce(load_for_result(result, path)) == result["metrics"]
+        assert verify(path).ok

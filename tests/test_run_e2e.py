@@ -98,3 +98,24 @@ def test_same_seed_same_metrics_different_seed_differs(runs):
 def test_grid_runs_every_combination(runs):
     assert sorted(runs["grid"]) == [("ntxent", 0), ("ntxent", 1), ("triplet", 0), ("triplet", 1)]
     assert all(json.dumps(r["metrics"]) for r in runs["grid"].values())
+
+
+def test_result_metrics_are_what_its_sidecar_reduces_to_and_it_verifies(runs, tmp_path):
+    import shutil
+
+    from bench.per_query import load_for_result, reduce
+    from bench.verify import verify
+
+    result = runs["first"]
+    path = Path(result["artifacts"]["run_dir"]).parents[1] / "grid" / f"{result['run_id']}.json"
+    assert result["per_query"]["file"] == f"{result['run_id']}.per_query.npz"
+    assert reduce(load_for_result(result, path)) == result["metrics"]
+    v = verify(path)
+    assert v.ok and v.checked == ("embeddings", "chance", "sidecar"), v.message
+    # The same result with mAP@10 edited by one digit fails, naming the metric.
+    edited = json.loads(path.read_text())
+    edited["metrics"]["t2a"]["mAP@10"] = float(repr(edited["metrics"]["t2a"]["mAP@10"])[:-1] + "0") - 1e-3
+    shutil.copy(path.with_name(result["per_query"]["file"]), tmp_path)
+    (tmp_path / path.name).write_text(json.dumps(edited, indent=2, sort_keys=True) + "\n")
+    v = verify(tmp_path / path.name)
+    assert not v.ok and "metrics.t2a['mAP@10']" in v.message
