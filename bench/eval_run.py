@@ -260,7 +260,11 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
                                test.captions)
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
     name = target.model or "run"
-    run_id = f"{stamp}-eval-{name}-{'-'.join(spec.members)}-{protocol}-s{seed}-{combo[:6]}"
+    run_id = base = f"{stamp}-eval-{name}-{'-'.join(spec.members)}-{protocol}-s{seed}-{combo[:6]}"
+    for again in range(2, 1000):  # --force within the same second: results are immutable, ids unique
+        if not (Path(results_dir) / f"{run_id}.json").exists():
+            break
+        run_id = f"{base}-{again}"
     result = {
         "run_id": run_id,
         "kind": "eval",

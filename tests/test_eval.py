@@ -31,6 +31,7 @@ class FakeModel:
     def __init__(self, mode: str = "ok", rate: int = 8000) -> None:
         self.mode = mode
         self.sample_rate = rate
+        self.stochastic = mode == "stochastic"
 
     def embed_audio(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         CALLS["audio"] += 1
@@ -76,10 +77,10 @@ def registry(shared_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     return reg
 
 
-def _eval(registry: Registry, tmp_path: Path, mode: str = "ok", **kwargs) -> list[dict]:
+def _eval(registry: Registry, tmp_path: Path, mode: str = "ok", seed: int = 0, **kwargs) -> list[dict]:
     options = {"mode": mode} if mode != "ok" else {}
     return evaluate_target(Target(model="fake", options=options), "synthetic", TINY_SYNTHETIC,
-                           protocols=kwargs.pop("protocols", ["bench"]), seed=0, batch_size=4, num_workers=0,
+                           protocols=kwargs.pop("protocols", ["bench"]), seed=seed, batch_size=4, num_workers=0,
                            device="cpu", results_dir=tmp_path / "results", runs_dir=tmp_path / "runs",
                            force=kwargs.pop("force", False), registry=registry,
                            cache=EmbeddingCache(tmp_path / "embeddings"))
@@ -109,6 +110,15 @@ def test_fake_model_scored_resampled_and_cached(registry: Registry, tmp_path: Pa
     before = sorted((tmp_path / "results").glob("*.json"))
     assert _eval(registry, tmp_path)[0]["run_id"] in {p.stem for p in before}
     assert sorted((tmp_path / "results").glob("*.json")) == before
+
+
+@pytest.mark.parametrize(("mode", "encoded_again"), [("ok", 0), ("stochastic", 2)])
+def test_seed_is_part_of_the_cache_key_only_for_stochastic_models(registry: Registry, tmp_path: Path, mode: str,
+                                                                  encoded_again: int) -> None:
+    first = _eval(registry, tmp_path, mode=mode, seed=0)[0]
+    other = _eval(registry, tmp_path, mode=mode, seed=1)[0]
+    assert first["seed"] == 0 and other["seed"] == 1 and first["run_id"] != other["run_id"]
+    assert other["timings"]["cache_misses"] == encoded_again
 
 
 @pytest.mark.parametrize(("mode", "message"), [
@@ -234,3 +244,21 @@ def test_finished_run_scored_on_a_csv_dataset(tmp_path: Path, monkeypatch: pytes
                                                  "run_id": trained["run_id"], "model": None}
     assert scored["dataset"]["splits"]["test"]["n_audios"] == 3 and scored["audio_encoder"]["name"] == "cnn"
     assert 0 <= scored["metrics"]["t2a"]["mAP@10"] <= 1
+
+
+@pytest.mark.slow
+def test_fused_clap_embeds_each_clip_independently_of_its_batch(tmp_path: Path) -> None:
+    from clap_tiny import save_tiny_clap
+
+    from bench_plugins.models.clap import build_clap
+
+    model = build_clap(model=str(save_tiny_clap(tmp_path / "fused", truncation="fusion", fusion=True)))
+    assert model.describe()["enable_fusion"] and model.truncation == "fusion"
+    waves = torch.randn(2, 48000 * 14, generator=torch.Generator().manual_seed(0)) * 0.1
+    lengths = torch.tensor([48000 * 2, 48000 * 14])  # a short clip next to one longer than the 10 s window
+    np.random.seed(0)
+    together = model.embed_audio(waves, lengths)
+    alone = model.embed_audio(waves[:1, : 48000 * 2], lengths[:1])
+    # transformers' extractor would flag a random clip of an all-short batch as longer; bench passes true flags.
+    assert model.audio_inputs(waves[:1, : 48000 * 2], lengths[:1])["is_longer"].tolist() == [[False]]
+    assert torch.allclose(together[0], alone[0], atol=1e-5) and torch.isfinite(together).all()
