@@ -77,11 +77,19 @@ def run(args: argparse.Namespace) -> int:
     protocols = [check_protocol(p) for p in split_list(args.protocol)]
     datasets = split_list(args.dataset)
     seeds = _seeds(args.seed)
-    targets = targets_of(args, registry, set_options)
-    known = {t.model for t in targets} | {m for d in datasets for m in DatasetSpec.members_of(d)}
-    stray = sorted(set(set_options) - known)
+    members = [m for d in datasets for m in DatasetSpec.members_of(d)]
+    stray = sorted(set(set_options) - set(split_list(args.model)) - set(members))
     if stray:
         raise ConfigError(f"--set {stray[0]}.…: {stray[0]!r} is neither a model nor a dataset of this command")
+    # Every problem at once, before torch is imported (bench.preflight, as bench run does).
+    from bench.preflight import component_problems, raise_if_problems
+
+    problems = [p for name in split_list(args.model)
+                for p in component_problems(registry, "model", name, set_options.get(name, {}))]
+    problems += [p for m in dict.fromkeys(members) for p in component_problems(registry, "dataset", m,
+                                                                                set_options.get(m, {}))]
+    raise_if_problems(problems)
+    targets = targets_of(args, registry, set_options)
     from bench.eval_run import evaluate_target
 
     results = []

@@ -165,7 +165,7 @@ def test_run_with_missing_plugin_names_the_distribution(tmp_path: Path) -> None:
 def test_offline_clap_fails_before_any_data_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture) -> None:
     from bench.cli import main
-    from bench_plugins.models._clap_model import hub_cache_dir
+    from bench_plugins.models.clap import hub_cache_dir
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,27 +12,11 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError
-
-
-def _offline() -> bool:
-    return any(os.environ.get(flag, "") in ("1", "true", "yes")
-               for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "BENCH_OFFLINE"))
-
-
-def hub_cache_dir() -> Path:
-    """Where huggingface_hub keeps downloaded models (``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ...)."""
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
+from bench_plugins.models.clap import cached_folder, looks_like_path, not_available, offline
 
 
 def _not_available(model: str) -> ConfigError:
-    folder = hub_cache_dir() / f"models--{model.replace('/', '--')}"
-    return ConfigError(
-        f"clap model {model!r} is not in the Hugging Face cache (looked in {folder}) and cannot be downloaded here; "
-        f"download it on a connected machine (`huggingface-cli download {model}`) and copy the cache folder, "
-        f"or pass a local directory with --set clap.model=/path/to/{model.split('/')[-1]}"
-    )
+    return ConfigError(not_available(model))
 
 
 def load_clap(model: str, local_only: bool) -> tuple[Any, Any]:
@@ -44,12 +27,12 @@ def load_clap(model: str, local_only: bool) -> tuple[Any, Any]:
     if path.is_dir():
         source, may_download = str(path), False
     else:
-        if model.startswith((".", "/", "~")) or os.sep in model.strip("/").replace("/", "", 1):
+        if looks_like_path(model):
             raise ConfigError(f"clap model {model!r}: no such directory; pass a hub id such as "
                               "laion/clap-htsat-unfused or an existing directory with --set clap.model=DIR")
         source = model
-        may_download = not (local_only or _offline()) and _hub_reachable()
-        if not may_download and not (hub_cache_dir() / f"models--{model.replace('/', '--')}").is_dir():
+        may_download = not (local_only or offline()) and _hub_reachable()
+        if not may_download and not cached_folder(model).is_dir():
             raise _not_available(model)  # at once, without importing transformers' CLAP
     from transformers import ClapModel, ClapProcessor
     from transformers.utils import logging as hf_logging

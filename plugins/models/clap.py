@@ -25,12 +25,56 @@ long clips depend on ``--seed``. This module stays light: transformers is import
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from bench import hookimpl
 from bench.options import Gt
 
 DEFAULT_MODEL = "laion/clap-htsat-unfused"
+
+
+def offline() -> bool:
+    return any(os.environ.get(flag, "") in ("1", "true", "yes")
+               for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "BENCH_OFFLINE"))
+
+
+def hub_cache_dir() -> Path:
+    """Where huggingface_hub keeps downloaded models (``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ...)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def cached_folder(model: str) -> Path:
+    return hub_cache_dir() / f"models--{model.replace('/', '--')}"
+
+
+def not_available(model: str) -> str:
+    """The one line for a hub id that is neither cached nor downloadable here."""
+    return (f"clap model {model!r} is not in the Hugging Face cache (looked in {cached_folder(model)}) and cannot be "
+            f"downloaded here; download it on a connected machine (`huggingface-cli download {model}`) and copy the "
+            f"cache folder, or pass a local directory with --set clap.model=/path/to/{model.split('/')[-1]}")
+
+
+def looks_like_path(model: str) -> bool:
+    """A hub id is ``owner/name``; anything with more parts or a leading ./~ is a directory."""
+    return model.startswith((".", "/", "~")) or model.count("/") > 1
+
+
+def preflight_clap(model: str = DEFAULT_MODEL, local_only: bool = False, **_: Any) -> list[str]:
+    """Torch-free check before any work: a local directory exists, a hub id is cached when offline."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return [] if (path / "config.json").is_file() else [
+            f"clap.model={model}: {path} has no config.json; save the model there with ClapModel.save_pretrained"]
+    if looks_like_path(model):
+        return [f"clap.model={model}: no such directory; pass a hub id such as {DEFAULT_MODEL} "
+                "or an existing directory"]
+    if (local_only or offline()) and not cached_folder(model).is_dir():
+        return [not_available(model)]
+    return []  # online: the factory downloads what is missing, or says why it cannot
 
 
 def build_clap(model: str = DEFAULT_MODEL, truncation: Literal["auto", "fusion", "rand_trunc"] = "auto",
@@ -42,6 +86,9 @@ def build_clap(model: str = DEFAULT_MODEL, truncation: Literal["auto", "fusion",
     processor, clap = load_clap(model, local_only)
     return ClapRetrieval(clap, processor, model=model, truncation=truncation, padding=padding,
                          max_seconds=max_seconds)
+
+
+build_clap.preflight = preflight_clap  # type: ignore[attr-defined]
 
 
 @hookimpl
