@@ -347,7 +347,7 @@ def test_manifest_cache_serves_second_validate_and_mtime_invalidates(tmp_path, c
     assert "from manifest cache" in lines["split val"] and "from manifest cache" in lines["split test"]
 
     # Repairing a file is seen at once: the NaN file re-exported with finite samples.
-    _noise(root / "nan.wav", seed=7)
+    _noise(root / "nan.wav", seed=97)  # a seed no other clip uses: seed 7 is train_7.wav, identical audio
     assert main(args) == 1
     fourth = capsys.readouterr().out
     assert "nan.wav" not in fourth and "5 bad entries" in fourth
