@@ -211,9 +211,9 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     path = leaderboard.write(Path(args.results_dir), Path(args.output))
     print(f"wrote {path}")
     if args.plot:
-        from bench.results import read_results
+        from bench.results import read_results_report
 
-        for image in leaderboard.plot(read_results(Path(args.results_dir)), Path(args.plot)):
+        for image in leaderboard.plot(read_results_report(Path(args.results_dir))[0], Path(args.plot)):
             print(f"wrote {image}")
     return 0
 
