@@ -27,7 +27,7 @@ class Batch:
     teacher_audio: torch.Tensor | None = None  # [M, B, D]
     teacher_text: torch.Tensor | None = None  # [M, B, D]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         moved = {}
         for f in fields(self):
             value = getattr(self, f.name)

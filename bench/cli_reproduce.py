@@ -20,7 +20,8 @@ NAME = "reproduce"
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(NAME, help="check fresh results against the committed ones, bit for bit",
-                            description="Check fresh results against the committed ones: every metric must be identical.")
+                            description="Check fresh results against the committed ones: every metric must be "
+                                        "identical.")
     parser.add_argument("results", nargs="+", metavar="RESULT", help="fresh result JSON files (or directories)")
     parser.add_argument("--against", default="leaderboard/results",
                         help="the committed results directory, or one result file to compare with directly")

@@ -122,7 +122,8 @@ def all_gather_nograd(x: torch.Tensor) -> torch.Tensor:
         return _gather_cat(x.detach(), _gather_sizes(x))
 
 
-def gather_batch_for_loss(audio: torch.Tensor, text: torch.Tensor, batch: Any) -> tuple[torch.Tensor, torch.Tensor, Any]:
+def gather_batch_for_loss(audio: torch.Tensor, text: torch.Tensor,
+                          batch: Any) -> tuple[torch.Tensor, torch.Tensor, Any]:
     """Return ``(audio, text, batch)`` for the GLOBAL batch so the loss sees all ranks' items.
 
     ``audio`` and ``text`` are gathered with gradients (:func:`gather_with_grad`). The batch's

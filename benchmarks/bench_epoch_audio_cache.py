@@ -77,7 +77,8 @@ def run(args: argparse.Namespace, cached: bool, work: Path) -> tuple[dict, list[
     shutil.rmtree(cache_dir, ignore_errors=True)
     results = work / f"results_{tag}"
     shutil.rmtree(results, ignore_errors=True)
-    cmd = [str(Path(sys.executable).with_name("bench")), "run", "--dataset", "clotho", "--set", f"clotho.root={args.root}",
+    cmd = [str(Path(sys.executable).with_name("bench")), "run", "--dataset", "clotho",
+           "--set", f"clotho.root={args.root}",
            "--epochs", str(args.epochs), "--results-dir", str(results), "--runs-dir", str(work / f"runs_{tag}"),
            "--no-leaderboard", "--force", *args.extra]
     if cached:
@@ -151,7 +152,8 @@ def main() -> None:
     print(f"| eval_s total | {plain['timings']['eval_s']:.1f} | {cached['timings']['eval_s']:.1f} | |")
     print(f"| run total_s | {plain['timings']['total_s']:.1f} | {cached['timings']['total_s']:.1f} | |")
     print(f"\ncache: {cached['_cache']['entries']} entries, {cached['_cache']['mib']:.0f} MiB")
-    print(f"test t2a mAP@10: plain {plain['metrics']['t2a']['mAP@10']:.4f}, cached {cached['metrics']['t2a']['mAP@10']:.4f}")
+    print(f"test t2a mAP@10: plain {plain['metrics']['t2a']['mAP@10']:.4f}, "
+          f"cached {cached['metrics']['t2a']['mAP@10']:.4f}")
     print(f"train loss per epoch: plain {[round(h['train_loss'], 4) for h in plain['history']]}, "
           f"cached {[round(h['train_loss'], 4) for h in cached['history']]}")
 

@@ -15,7 +15,7 @@ import os
 import platform
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def _timeit(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> list[float]:

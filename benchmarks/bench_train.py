@@ -28,7 +28,8 @@ def machine() -> str:
     except (OSError, StopIteration):
         model = platform.processor() or "?"
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, load average {load:.1f} at start"
+    return (f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"load average {load:.1f} at start")
 
 
 def main() -> None:
@@ -47,7 +48,8 @@ def main() -> None:
     registry = get_registry()
     overrides = {} if args.num_workers is None else {"num_workers": args.num_workers}
     (cfg,) = build_grid(datasets=["synthetic"], encoders=["cnn"], text_encoders=["minilm"], losses=["ntxent"],
-                        seeds=[0], set_options=parse_set_options(args.set), train_overrides=overrides, registry=registry)
+                        seeds=[0], set_options=parse_set_options(args.set), train_overrides=overrides,
+                        registry=registry)
     started = time.perf_counter()
     components = build_components(cfg, registry)
     splits, _, _ = load_splits(components.dataset, int(components.audio_encoder.sample_rate))
@@ -95,8 +97,10 @@ def main() -> None:
         ("  waiting for data", f"{100 * times['data'] / train_s:.0f} %"),
         ("  forward (audio encoder, projections, loss)", f"{100 * times['forward'] / train_s:.0f} %"),
         ("  backward and optimiser step", f"{100 * times['backward'] / train_s:.0f} %"),
-        (f"evaluation of val ({val.n_audios} clips, {val.n_captions} captions)", f"{eval_s:.1f} s = {val.n_audios / eval_s:.1f} clips/s"),
-        ("steps per epoch / estimated epoch time", f"{trainer.steps_per_epoch} / {trainer.steps_per_epoch * cfg.train.batch_size / (pairs / train_s):.0f} s"),
+        (f"evaluation of val ({val.n_audios} clips, {val.n_captions} captions)",
+         f"{eval_s:.1f} s = {val.n_audios / eval_s:.1f} clips/s"),
+        ("steps per epoch / estimated epoch time",
+         f"{trainer.steps_per_epoch} / {trainer.steps_per_epoch * cfg.train.batch_size / (pairs / train_s):.0f} s"),
     ]
     command = "python benchmarks/bench_train.py " + " ".join(sys.argv[1:])
     text = [f"Machine: {machine()}", f"Command: `{command}`", f"Settings: {cfg.train}", "",

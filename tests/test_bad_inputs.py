@@ -268,7 +268,8 @@ def finished(tmp_path_factory):
         handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
         logger.addHandler(handler)
         try:
-            code = main(["run", *SYNTH, *TINY, "--seed", "0,1", "--results-dir", str(results), "--set", "train.keep=all",
+            code = main(["run", *SYNTH, *TINY, "--seed", "0,1", "--results-dir", str(results),
+                         "--set", "train.keep=all",
                          "--runs-dir", str(runs)])
         finally:
             logger.removeHandler(handler)

@@ -9,8 +9,19 @@ import pytest
 
 from bench import config as config_mod
 from bench import hookimpl
-from bench.config import (ComponentSpec, RunConfig, TrainSettings, build_grid, coerce, config_from_json,
-                          config_to_json, load_preset, parse_set_options, parse_value, split_list)
+from bench.config import (
+    ComponentSpec,
+    RunConfig,
+    TrainSettings,
+    build_grid,
+    coerce,
+    config_from_json,
+    config_to_json,
+    load_preset,
+    parse_set_options,
+    parse_value,
+    split_list,
+)
 from bench.errors import ConfigError
 from bench.registry import Registry
 

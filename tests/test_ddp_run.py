@@ -70,7 +70,8 @@ def _check_global_batches(n_items: int, captions: int, batch: int, captions_per_
 # (items, captions per item, per-rank batch, captions_per_audio): 80, 32, 26, 14, 39 and 35 pairs per
 # epoch; the last two do not divide by 2 x batch, and the remainder must be dropped, not padded into
 # an extra DDP step.
-@pytest.mark.parametrize("case", [(16, 5, 8, 0), (16, 5, 8, 2), (13, 3, 4, 2), (7, 5, 3, 2), (13, 3, 4, 0), (7, 5, 3, 0)])
+@pytest.mark.parametrize("case", [(16, 5, 8, 0), (16, 5, 8, 2), (13, 3, 4, 2), (7, 5, 3, 2), (13, 3, 4, 0),
+                                  (7, 5, 3, 0)])
 def test_global_batches_of_two_ranks_are_the_single_process_batches(case):
     _check_global_batches(*case)
 

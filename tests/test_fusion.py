@@ -94,7 +94,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "bench-cache"))
         env = Env(tmp_path_factory.mktemp("fusion"))
-        assert main(["run", *TINY, "--seed", "0,1", "--results-dir", str(env.results), "--runs-dir", str(env.runs)]) == 0
+        assert main(["run", *TINY, "--seed", "0,1", "--results-dir", str(env.results),
+                     "--runs-dir", str(env.runs)]) == 0
         yield env
 
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.errors import ConfigError
-from bench.reproduce import (code_differs, load_pinned, matching_committed, metric_mismatches,
-                             provenance_problems)
+from bench.reproduce import code_differs, load_pinned, matching_committed, metric_mismatches, provenance_problems
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -58,7 +57,8 @@ def test_code_change_after_the_result_is_named(repo: Path) -> None:
 def test_dirty_unknown_and_missing_commits_are_refused(repo: Path) -> None:
     head = _git(repo, "rev-parse", "HEAD")
     problems = provenance_problems(
-        [_result("dirty", head, dirty=True), _result("nocommit", None), _result("foreign", "f" * 40)], repo, {head: "x"})
+        [_result("dirty", head, dirty=True), _result("nocommit", None), _result("foreign", "f" * 40)], repo,
+        {head: "x"})
     assert [p.split(":")[0] for p in problems] == ["dirty", "nocommit", "foreign"]
     assert "uncommitted" in problems[0] and "unknown" in problems[1] and "history" in problems[2]
 

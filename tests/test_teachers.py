@@ -117,7 +117,8 @@ def teacher_model(run_dir: Path) -> Any:
 def test_lookup_reads_rows_by_pair_index_not_by_caption(tmp_path: Path, twin_split: SplitData) -> None:
     write_store(tmp_path / "a", twin_split, 0.0)
     write_store(tmp_path / "b", twin_split, 100.0)
-    ensemble = TeacherEnsemble([TeacherEmbeddings(tmp_path / "a", twin_split), TeacherEmbeddings(tmp_path / "b", twin_split)],
+    ensemble = TeacherEnsemble([TeacherEmbeddings(tmp_path / "a", twin_split),
+                                TeacherEmbeddings(tmp_path / "b", twin_split)],
                                ["a", "b"])
     first, second = twin_pairs(twin_split)
     pairs = torch.tensor([second, 0, first, twin_split.n_captions - 1, second])

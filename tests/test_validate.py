@@ -13,8 +13,14 @@ import soundfile as sf
 from bench.audio_cache import AudioCache
 from bench.errors import ConfigError, DataError
 from bench.items import Item
-from bench.validate import (BadEntry, apply_policy, check_caption, validate_dataset, validate_split,
-                            validate_split_cached)
+from bench.validate import (
+    BadEntry,
+    apply_policy,
+    check_caption,
+    validate_dataset,
+    validate_split,
+    validate_split_cached,
+)
 
 
 def _wav(path: Path, seconds: float = 0.2, sr: int = 16000, channels: int = 1, subtype: str = "PCM_16",
@@ -160,8 +166,8 @@ def test_manifest_cache_hit_and_invalidation(tmp_path):
 
 
 def test_validate_dataset_includes_dataset_skips(tmp_path, monkeypatch):
-    from tests.test_datasets import make_clotho
     from bench_plugins.datasets.clotho import ClothoDataset
+    from tests.test_datasets import make_clotho
 
     root = make_clotho(tmp_path / "c")
     (root / "validation" / "validation sound, no 2.wav").unlink()

@@ -37,13 +37,16 @@ LEXICON: dict[str, Lexeme] = {
     "tone_mid": Lexeme((("mid-pitched beep", "mid-pitched beeps"), ("medium-pitched tone", "medium-pitched tones"),
                         ("beep of medium pitch", "beeps of medium pitch"), ("mid-range tone", "mid-range tones"))),
     "tone_high": Lexeme((("high-pitched beep", "high-pitched beeps"), ("high tone", "high tones"),
-                         ("shrill beep", "shrill beeps"), ("piercing high-pitched tone", "piercing high-pitched tones"))),
+                         ("shrill beep", "shrill beeps"),
+                         ("piercing high-pitched tone", "piercing high-pitched tones"))),
     "chirp_up": Lexeme((("rising chirp", "rising chirps"), ("upward sweep", "upward sweeps"),
                         ("rising whistle", "rising whistles"), ("tone sweeping upward", "tones sweeping upward"))),
     "chirp_down": Lexeme((("falling chirp", "falling chirps"), ("downward sweep", "downward sweeps"),
-                          ("falling whistle", "falling whistles"), ("tone sliding downward", "tones sliding downward"))),
+                          ("falling whistle", "falling whistles"),
+                          ("tone sliding downward", "tones sliding downward"))),
     "noise_white": Lexeme((("burst of white noise", "bursts of white noise"), ("blast of static", "blasts of static"),
-                           ("white noise burst", "white noise bursts"), ("harsh burst of static", "harsh bursts of static"))),
+                           ("white noise burst", "white noise bursts"),
+                           ("harsh burst of static", "harsh bursts of static"))),
     "noise_pink": Lexeme((("burst of pink noise", "bursts of pink noise"), ("whoosh like wind", "whooshes like wind"),
                           ("pink noise burst", "pink noise bursts"), ("rushing whoosh", "rushing whooshes"))),
     "noise_brown": Lexeme((("burst of brown noise", "bursts of brown noise"), ("deep rumble", "deep rumbles"),
@@ -57,7 +60,8 @@ LEXICON: dict[str, Lexeme] = {
                            ("series of rapid clicks", "series of rapid clicks"),
                            ("rapid ratchet-like clicking sound", "rapid ratchet-like clicking sounds"))),
     "tremolo": Lexeme((("wavering tone", "wavering tones"), ("tremolo tone", "tremolo tones"),
-                       ("pulsing tone", "pulsing tones"), ("tone that wobbles in volume", "tones that wobble in volume"))),
+                       ("pulsing tone", "pulsing tones"),
+                       ("tone that wobbles in volume", "tones that wobble in volume"))),
     "buzz": Lexeme((("harsh buzz", "harsh buzzes"), ("electric buzz", "electric buzzes"),
                     ("buzzing sound", "buzzing sounds"), ("raspy buzzer", "raspy buzzers"))),
     "knock": Lexeme((("knock", "knocks"), ("sharp knock", "sharp knocks"), ("wooden knock", "wooden knocks"),
@@ -247,7 +251,7 @@ def make_captions(spec: ClipSpec) -> list[str]:
     """Five distinct captions of a clip, drawn from the clip's caption stream."""
     rng = clip_rng(spec.seed, spec.split_code, spec.index, STREAM_CAPTIONS)
     captions: list[str] = []
-    for k in range(N_CAPTIONS):
+    for _ in range(N_CAPTIONS):
         level = float(rng.uniform(0.35, 0.95))
         for _ in range(20):  # five different sentences, as five annotators would write
             c = _caption(rng, spec, level)

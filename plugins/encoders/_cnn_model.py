@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 
-def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, fmin: float = 0.0, fmax: float | None = None) -> torch.Tensor:
+def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int, fmin: float = 0.0,
+                   fmax: float | None = None) -> torch.Tensor:
     """Triangular HTK-style mel filters, ``[n_mels, n_fft // 2 + 1]``."""
     fmax = fmax or sample_rate / 2
 

