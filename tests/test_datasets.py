@@ -1,4 +1,4 @@
-"""Dataset plugins read the real on-disk layouts (SPEC §6) and never lose an item silently."""
+"""Dataset plugins read the real on-disk layouts (docs/datasets in README) and never lose an item silently."""
 
 from __future__ import annotations
 

@@ -147,7 +147,7 @@ def test_combsum_of_two_runs_matches_a_direct_computation(env: Env, runs: dict[i
     owner = torch.from_numpy(data[0]["audio_of_caption"])
     t2a = sum(w * minmax_rows(torch.from_numpy(d["text"]) @ torch.from_numpy(d["audio"]).T)
               for w, d in zip((1.0, 2.0), data))
-    # SPEC §2: the rank of a caption's recording counts every recording scoring >= it (pessimistic ties).
+    # docs/metrics.md: the rank of a caption's recording counts every recording scoring >= it (pessimistic ties).
     positive = t2a.gather(1, owner[:, None])
     ranks = (t2a >= positive).sum(1).double()
     expected = {"mAP@10": float(torch.where(ranks <= 10, 1 / ranks, torch.zeros_like(ranks)).mean()),

@@ -1,4 +1,4 @@
-"""The built-in losses against direct, loop-based implementations of their SPEC §3 formulas."""
+"""The built-in losses against direct, loop-based implementations of their formulas (docs/losses.md)."""
 
 from __future__ import annotations
 

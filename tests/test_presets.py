@@ -16,7 +16,8 @@ from bench import config as config_mod
 from bench.cli import main
 from bench.config import TrainSettings, config_from_json, config_to_json
 
-# SPEC §7 and the paper (seed paper 003): the values the salsa-clotho preset must resolve to.
+# The reference recipe (arXiv:2408.11641, OptimusPrimus/salsa experiments/ex_dcase24.py): the values
+# the salsa-clotho preset must resolve to.
 SALSA_TRAIN = {
     "epochs": 20,
     "batch_size": 64,

@@ -77,7 +77,7 @@ def test_pasted_plugin_is_listed_and_loads(installed, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     plain, ntxent, harder = map(float, out.stdout.split())
-    assert plain == pytest.approx(ntxent, rel=1e-5)  # with no margin it is the SPEC's NT-Xent
+    assert plain == pytest.approx(ntxent, rel=1e-5)  # with no margin it is bench's NT-Xent (docs/losses.md)
     assert harder > plain
 
 

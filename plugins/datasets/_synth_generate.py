@@ -1,6 +1,6 @@
 """Writing the ``synthetic`` dataset to disk in ClothoV2's layout, cached and resumable.
 
-Layout under the root (SPEC §6)::
+Layout under the root (ClothoV2's, see plugins/datasets/clotho.py)::
 
     development/ validation/ evaluation/        <folder>_<index:05d>.wav, 16 kHz mono PCM_16
     clotho_captions_<folder>.csv                file_name,caption_1..caption_5 (UTF-8)

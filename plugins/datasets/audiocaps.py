@@ -1,4 +1,6 @@
-"""AudioCaps dataset plugin (SPEC §6).
+"""AudioCaps dataset plugin.
+
+AudioCaps: Kim et al., NAACL 2019; the CSV layout of cdjkim/audiocaps, dataset/{train,val,test}.csv.
 
 Captions: ``{train,val,test}.csv`` with columns ``audiocap_id,youtube_id,start_time,caption``, one
 row per caption; rows are grouped by clip (train has 1 caption per clip, val/test 5). Audio: one

@@ -1,9 +1,13 @@
-"""PaSST's log-mel front end in pure torch (SPEC §4).
+"""PaSST's log-mel front end in pure torch (docs/passt.md).
+
+PaSST: "Efficient Training of Audio Transformers with Patchout", arXiv:2110.05069; front end of
+kkoutini/passt_hear21, hear21passt/models/preprocess.py.
 
 PaSST was pre-trained on spectrograms from ``hear21passt.models.preprocess.AugmentMelSTFT``; the
 weights are only useful on the same input. That module imports torchaudio, which stopped at 2.11
-and is not a dependency of bench (SPEC §4), so this module recomputes the same features in pure
-torch (tests/test_passt_frontend.py compares the two wherever torchaudio imports):
+and is not a dependency of bench (its last release, 2.11, is built for an older torch), so this
+module recomputes the same features in pure torch (tests/test_passt_frontend.py compares the two
+wherever torchaudio imports):
 
 * pre-emphasis ``y[n] = x[n+1] - 0.97 x[n]`` (the length shrinks by one sample, as in the original);
 * ``torch.stft`` with n_fft 1024, a 800-sample symmetric Hann window, hop 320, ``center=True``

@@ -40,7 +40,10 @@ def build_hf(
     dropout: Dropout = 0.2,
     clean_captions: bool = True,
 ) -> Any:
-    """Any transformers encoder by model id or local directory (SPEC §5: lowercased, no punctuation)."""
+    """Any transformers encoder by model id or local directory.
+
+    Captions are lowercased without punctuation, as salsa does.
+    """
     from bench_plugins.encoders._text_model import TransformerTextEncoder
 
     return TransformerTextEncoder(

@@ -1,4 +1,4 @@
-"""Torch implementations of the built-in losses (SPEC §3).
+"""Torch implementations of the built-in losses; the formulas are in docs/losses.md.
 
 Imported only by the factories in ``plugins/losses/{ntxent,triplet,distill}.py`` so that listing
 the plugins stays free of torch.
@@ -60,7 +60,7 @@ def same_recording(audio_ids: torch.Tensor) -> torch.Tensor:
 
 
 def ntxent_from_logits(logits: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE of SPEC §3 on the logit matrix ``C`` with positive mask ``P``.
+    """Symmetric InfoNCE (docs/losses.md) on the logit matrix ``C`` with positive mask ``P``.
 
     ``-1/2 * (mean_P log_softmax(C, 0) + mean_P log_softmax(C, 1))``: the mean runs over all
     positive entries, so a recording with k captions in the batch contributes k^2 terms per
@@ -72,7 +72,7 @@ def ntxent_from_logits(logits: torch.Tensor, positives: torch.Tensor) -> torch.T
 
 
 class NTXentLoss(nn.Module):
-    """Symmetric NT-Xent / InfoNCE over cosine scores divided by a temperature (SPEC §3).
+    """Symmetric NT-Xent / InfoNCE over cosine scores divided by a temperature (docs/losses.md).
 
     With ``learnable_tau`` the parameter is ``log(1/tau)``, clamped so that tau stays in
     [0.01, 1]. The clamp stops the gradient at the bounds (as CLIP does). In practice the
@@ -137,8 +137,9 @@ def _triplet_direction(
             key = scores.masked_fill(~valid, float("-inf"))
             pick = key.argmax(dim=1)
         elif negatives == "semihard":
-            # Closest score to the positive's, from either side (seed 001's definition); argmin
-            # returns the first index on ties, so the lowest batch position wins.
+            # Closest score to the positive's, from either side (the definition in "On Negative
+            # Sampling for Contrastive Audio-Text Retrieval", arXiv:2211.04070); argmin returns
+            # the first index on ties, so the lowest batch position wins.
             key = (scores - positive[:, None]).abs().masked_fill(~valid, float("inf"))
             pick = key.argmin(dim=1)
         elif negatives == "random":
@@ -152,10 +153,12 @@ def _triplet_direction(
 
 
 class TripletLoss(nn.Module):
-    """Max-margin triplet loss on cosine scores with a negative-sampling strategy (SPEC §3).
+    """Max-margin triplet loss on cosine scores with a negative-sampling strategy.
+
+    From "On Negative Sampling for Contrastive Audio-Text Retrieval", arXiv:2211.04070.
 
     Per anchor pair i (audio a_i, caption t_i, positive score s_ii = cos(a_i, t_i)) the loss is
-    the sum of both directions, as in seed 001's reference:
+    the sum of both directions, as in that paper's code (xieh97/contrastive-negative-sampling):
     ``max(0, m - s_ii + cos(a_i, t_j))`` (audio anchor, caption negative j) plus
     ``max(0, m - s_ii + cos(a_k, t_i))`` (caption anchor, audio negative k). Negatives are batch
     items whose audio id differs from the anchor's; each direction picks its own negative.
@@ -219,7 +222,10 @@ def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor, dim: i
 
 
 class DistillLoss(nn.Module):
-    """Ensemble distillation of SPEC §3 (seed paper 003), optionally mixed with NT-Xent.
+    """Ensemble distillation, optionally mixed with NT-Xent.
+
+    From "Estimated Audio-Caption Correspondences Improve Language-Based Audio Retrieval",
+    arXiv:2408.11641.
 
     ``L = w_sup * L_ntxent + w_dist * L_dist`` with
     ``L_dist = 1/2 (CE(C row-wise, softmax(T row-wise)) + CE(C column-wise, softmax(T column-wise)))``.

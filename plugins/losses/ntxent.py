@@ -1,4 +1,4 @@
-"""Built-in loss ``ntxent``: symmetric InfoNCE with same-recording positives (SPEC §3)."""
+"""Built-in loss ``ntxent``: symmetric InfoNCE with same-recording positives (docs/losses.md)."""
 
 from __future__ import annotations
 

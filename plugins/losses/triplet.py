@@ -1,4 +1,7 @@
-"""Built-in loss ``triplet``: max-margin triplet loss with negative sampling (SPEC §3, seed 001)."""
+"""Built-in loss ``triplet``: max-margin triplet loss with negative sampling.
+
+From "On Negative Sampling for Contrastive Audio-Text Retrieval", arXiv:2211.04070.
+"""
 
 from __future__ import annotations
 
