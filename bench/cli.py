@@ -53,8 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="run combinations that already have results again")
     run.add_argument("--teachers", help="stage-1 run ids for --loss distill (ensemble of M teachers)")
     run.add_argument("--init", metavar="RUN_ID", help="initialise the student from this run's best checkpoint")
-    run.add_argument("--launcher", choices=["none", "torchrun"], default="none",
-                     help="torchrun: start --nproc processes with torchrun (DDP)")
+    run.add_argument("--launcher", default="none", metavar="NAME",
+                     help="local (default; also `none`), torchrun (start --nproc processes, DDP), slurm (one job "
+                          "per combination, options --set slurm.KEY=VALUE), or a plugin's (`bench ls`)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="with --launcher slurm: print the sbatch script(s) instead of submitting")
     run.add_argument("--nproc", type=int, default=None, help="processes per node for --launcher torchrun")
     run.add_argument("--logger", metavar="NAME[,NAME]",
                      help="also log to these loggers, e.g. tensorboard,wandb (options: --set wandb.mode=offline); "

@@ -83,7 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.launcher == "torchrun":
         return _relaunch_with_torchrun(args)
     _init_distributed()
-    from bench import interrupts
+    from bench import interrupts, launchers
     from bench.lifecycle import check_loggers
     from bench.preflight import PreflightError
     from bench.registry import get_registry
@@ -91,16 +91,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     with interrupts.handling():
         try:
             registry = get_registry()
+            launcher, args.set = launchers.build_launcher(args, registry)  # --set slurm.* is the launcher's
             try:
                 configs = _resumed_configs(args, registry) if args.resume else _grid_configs(args, registry)
             except PreflightError as exc:  # every problem, one per line (main() would join them)
                 print(f"bench run: error: {exc}", file=sys.stderr)
                 return 2
             from bench import distributed as dist  # torch: only once the request is known to be sound
-            from bench import grid
 
             check_loggers(registry, configs[0].loggers)  # a logger that cannot start fails before training
-            results = grid.run_grid(configs, force=args.force)
+            results = launcher.launch(configs, launchers.request_of(args, sys.argv[1:]))
+            if results is None:  # submitted elsewhere (bench.launchers): nothing finished here yet
+                return 0
             interrupts.check()  # a signal whose exception a finalizer swallowed still ends the command
         except interrupts.Interrupted as exc:
             return _stopped(exc)

@@ -121,6 +121,15 @@ def register_models(register: Register) -> None:
 
 
 @hookspec
+def register_launchers(register: Register) -> None:
+    """Register launchers: ``register("name", factory)``, chosen with ``bench run --launcher name``.
+
+    ``factory(**options)`` (options from ``--set name.KEY=VALUE``) returns an object with
+    ``launch(configs, request) -> list[dict] | None``; the contract is in :mod:`bench.launchers`.
+    """
+
+
+@hookspec
 def on_run_start(config: Any, run_dir: Path, resumed: bool) -> None:
     """A run starts (or resumes) in ``run_dir``; ``config`` is its :class:`bench.config.RunConfig`."""
 

@@ -42,6 +42,7 @@ HOOK_OF_KIND = {
     "dataset": "register_datasets",
     "logger": "register_loggers",
     "model": "register_models",
+    "launcher": "register_launchers",  # how a grid is run: local, torchrun, slurm (bench.launchers)
 }
 
 
