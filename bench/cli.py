@@ -102,6 +102,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench.cli_inspect",
     "bench.cli_eval",
     "bench.cli_runs",
+    "bench.cli_status",
 )
 
 

@@ -207,3 +207,37 @@ def test_a_preempted_job_is_requeued_and_ends_with_the_same_metrics(grids, monke
     result = read_result(next((grids / "pre").glob("*.json")))
     assert result["run_id"] == out["run_id"]
     assert result["metrics"] == reference["metrics"]
+
+
+@pytest.mark.slow
+def test_status_shows_pending_running_done_and_failed(grids, tmp_path, capsys):
+    """Three real finished jobs (done), and a pending, a running and a failed one as submitit leaves them."""
+    import pickle
+    import shutil
+
+    folder = tmp_path / "grid"
+    shutil.copytree(next((grids / "job_runs" / "slurm").glob("grid-*")), folder)
+    records = json.loads((folder / "submissions.json").read_text())
+    base = dict(records[0], combination="c" * 12)
+    runs = tmp_path / "runs"
+    (runs / "r1").mkdir(parents=True)
+    (runs / "r1" / "config.json").write_text(json.dumps({"combination": "c" * 12, "seed": 8}))
+    (runs / "r1" / "log.txt").write_text("epoch 1/4 loss 2.0\nepoch 2/4 loss 1.9\n")
+    records += [dict(base, seed=7, label="pending one", job_id="900"),
+                dict(base, seed=8, label="running one", job_id="901", runs_dir=str(runs)),
+                dict(base, seed=9, label="failed one", job_id="902")]
+    (folder / "submissions.json").write_text(json.dumps(records))
+    (folder / "901_0_log.err").write_text("submitit INFO - Starting with JobEnvironment(job_id=901, hostname=gpu17, "
+                                          "local_rank=0(1))\n")
+    (folder / "902_0_log.err").write_text("submitit INFO - Starting with JobEnvironment(job_id=902, hostname=gpu3)\n")
+    with open(folder / "902_0_result.pkl", "wb") as handle:
+        error = "Traceback (most recent call last):\n  ...\nDataError: clotho: no audio folder\n"
+        pickle.dump(("error", error), handle)
+    assert main(["status", str(folder)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("done ") and "t2a mAP@10" in line for line in lines) == 3
+    assert any(line.startswith("pending") and "pending one" in line for line in lines)
+    assert any(line.startswith("running") and "node gpu17" in line and "epoch 2/4" in line for line in lines)
+    failed = next(line for line in lines if line.startswith("failed"))
+    assert "DataError: clotho: no audio folder" in failed and str(folder / "902_0_log.err") in failed
+    assert lines[-1].endswith("3 done, 1 failed, 1 pending, 1 running")

@@ -74,6 +74,8 @@ def submit_grid(launcher: Any, configs: list[Any], request: Any) -> None:
         print(f"submitted {label(cfg)}: job {job.job_id}", flush=True)
         records.append({"combination": combination_id(cfg), "seed": cfg.seed, "label": label(cfg),
                         "job_id": str(job.job_id), "cluster": launcher.cluster,
+                        "results_dir": str(Path(cfg.results_dir).expanduser().resolve()),
+                        "runs_dir": str(Path(cfg.runs_dir).expanduser().resolve()),
                         "submitted": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")})
     _record(folder, records)
     print(f"{len(jobs)} job(s) submitted; logs in {folder}; `bench status {folder}` shows where they are",
