@@ -285,6 +285,12 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
         "provenance": provenance(device, _plugins(registry, {"dataset": spec.evaluated_on, **built.plugins})),
         "timings": {**timings, "score_s": time.perf_counter() - scored},
     }
+    if protocol == "bench":  # per-query outcomes follow bench's conventions, not the other protocols'
+        from bench.per_query import attach_sidecar, outcomes_from_embeddings
+
+        outcomes = outcomes_from_embeddings(audio, text, test.audio_of_caption,
+                                            [item.audio_id for item in test.items], test.fingerprint())
+        attach_sidecar(result, results_dir, outcomes)
     write_result(result, results_dir)
     log.info("%s on %s (%s): t2a mAP@10 %.4f (chance %.4f)", built.label, spec.name, protocol,
              metrics["t2a"]["mAP@10"], result["chance"]["t2a"]["mAP@10"])

@@ -95,6 +95,13 @@ def test_fake_model_scored_resampled_and_cached(registry: Registry, tmp_path: Pa
     assert result["dataset"]["splits"]["test"]["n_audios"] == 6
     assert result["provenance"]["plugins"]["model"]["distribution"] == "bench-fake"
     assert result["timings"]["cache_misses"] == 2
+    # The bench-protocol result carries a per-query sidecar that reduces to its metrics; the
+    # dcase one does not (its queries are not bench's).
+    from bench.per_query import load_for_result, reduce
+
+    json_path = tmp_path / "results" / f"{result['run_id']}.json"
+    assert reduce(load_for_result(result, json_path)) == result["metrics"]
+    assert "per_query" not in first[1]
     # The harness resampled the 16 kHz files to the model's 8 kHz.
     root = Path(registry.build("dataset", "synthetic", TINY_SYNTHETIC["synthetic"]).root)
     files = sorted(root.rglob("*.wav"))
