@@ -23,6 +23,7 @@ from bench import distributed as dist
 from bench import interrupts
 from bench.checkpoints import CHECKPOINT_VERSION, atomic_torch_save, load_checkpoint, load_model_state, trainable_state
 from bench.config import RunConfig, config_to_json
+from bench.contracts import check_loss_value
 from bench.data import AudioLoader, SplitData
 from bench.devices import amp_dtype, autocast_factory, describe_device, seed_everything, select_device
 from bench.evaluate import embed_split, save_embeddings, score_split
@@ -66,6 +67,7 @@ class Trainer:
         # Epoch-end hooks (bench.lifecycle); the runner passes them on the main process only.
         self.lifecycle = lifecycle
         self.parts = parts
+        self._loss_checked = False
         self.rank, self.world_size = parts.rank, parts.world_size
         self.device, self.amp, self.autocast = parts.device, parts.amp, parts.autocast
         self.loader = parts.loader
@@ -175,6 +177,9 @@ class Trainer:
             if self.world_size > 1:
                 audio, text, batch = dist.gather_batch_for_loss(audio, text, batch)
             loss = self.loss(audio, text, batch)
+            if not self._loss_checked:  # the plugin contract, once: a finite scalar tensor
+                check_loss_value(f"loss {self.cfg.loss.name!r}", loss)
+                self._loss_checked = True
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss {loss.item()} at epoch {epoch + 1}, step {step_in_epoch}")
             self.optimizer.zero_grad(set_to_none=True)

@@ -77,9 +77,14 @@ class ForwardBoth(nn.Module):
 
 
 def build_model(components: Components, settings: TrainSettings, device: torch.device,
-                init_state: dict[str, torch.Tensor] | None = None) -> DualEncoder:
-    """The dual encoder on ``device``, optionally starting from ``--init`` weights."""
-    model = DualEncoder(components.audio_encoder, components.text_encoder, settings.proj_dim)
+                init_state: dict[str, torch.Tensor] | None = None, *, audio_name: str | None = None,
+                text_name: str | None = None) -> DualEncoder:
+    """The dual encoder on ``device``, optionally starting from ``--init`` weights.
+
+    The names are the registry names the first-output checks use in their messages.
+    """
+    model = DualEncoder(components.audio_encoder, components.text_encoder, settings.proj_dim,
+                        audio_name=audio_name, text_name=text_name)
     if init_state is not None:
         load_model_state(model, init_state, "--init checkpoint")
     return model.to(device)
@@ -171,7 +176,8 @@ def build_training(cfg: RunConfig, components: Components, splits: dict[str, Spl
 
         audio_loader = AudioLoader(AudioCache() if cfg.train.audio_cache else None,
                                    on_error=getattr(components.dataset, "on_error", "raise"))
-    model = build_model(components, cfg.train, device, init_state)
+    model = build_model(components, cfg.train, device, init_state, audio_name=cfg.audio_encoder.name,
+                        text_name=cfg.text_encoder.name)
     loss = components.loss.to(device)
     forward_model = wrap_for_ddp(model, device, world_size)
     optimizer = build_optimizer(model, loss, cfg.train)

@@ -151,3 +151,27 @@ def test_training_split_is_memorised(overfit: dict) -> None:
     after = overfit["after_metrics"]["t2a"]["mAP@10"]
     assert after >= 0.9, f"train-split t2a mAP@10 {after:.3f} (was {before:.3f} before training)"
     assert overfit["after_metrics"]["a2t"]["mAP@10"] >= 0.8
+
+
+class _VectorLoss(torch.nn.Module):
+    """Breaks the loss contract: one value per pair instead of a scalar."""
+
+    def forward(self, audio: torch.Tensor, text: torch.Tensor, batch: object) -> torch.Tensor:
+        return (audio * text).sum(dim=1)
+
+
+def test_a_loss_that_breaks_its_contract_is_one_line_naming_it(tmp_path: Path) -> None:
+    from bench.errors import ConfigError
+
+    split, loader = tiny_split()
+    settings = TrainSettings(epochs=1, batch_size=N_AUDIO * N_CAPTIONS, proj_dim=8, amp="off", num_workers=0,
+                             captions_per_audio=0, embedding_cache=False, audio_cache=False)
+    cfg = RunConfig(dataset=ComponentSpec("memory"), audio_encoder=ComponentSpec("linear"),
+                    text_encoder=ComponentSpec("charbag"), loss=ComponentSpec("vector"), seed=0, train=settings,
+                    device="cpu")
+    components = Components(dataset=None, audio_encoder=LinearAudio(), text_encoder=CharBagText(),
+                            loss=_VectorLoss())
+    trainer = Trainer.build(cfg, components, {"train": split, "val": split, "test": split}, tmp_path,
+                            audio_loader=loader)
+    with pytest.raises(ConfigError, match=r"^loss 'vector': forward returned shape \(16,\), expected a scalar"):
+        trainer.train_epoch(0)
