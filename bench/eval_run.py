@@ -78,17 +78,6 @@ def build_target(target: Target, registry: Any, runs_dir: Path) -> Built:
     return Built(model, f"model {name!r}", info, components, {"model": name})
 
 
-def _plugins(registry: Any, used: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Provenance of the components, from ``registry`` (which need not be the process-wide one)."""
-    out = {}
-    for kind, name in used.items():
-        entry = registry.entries.get(kind, {}).get(name)
-        if entry is not None:
-            out[kind] = {"name": name, "plugin": entry.plugin, "distribution": entry.distribution,
-                         "version": entry.version}
-    return out
-
-
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -252,6 +241,7 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
     from bench.metric_table import chance_metrics
     from bench.protocols import protocol_metrics
     from bench.provenance import provenance
+    from bench.registry import plugin_distributions
     from bench.results import write_result
     from bench.run import component_json
 
@@ -282,7 +272,8 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
         "chance": chance_metrics(test.audio_of_caption, test.n_audios),
         "history": [],
         "skipped": skipped,
-        "provenance": provenance(device, _plugins(registry, {"dataset": spec.evaluated_on, **built.plugins})),
+        "provenance": provenance(device, plugin_distributions({"dataset": spec.evaluated_on, **built.plugins},
+                                                              registry)),
         "timings": {**timings, "score_s": time.perf_counter() - scored},
     }
     if protocol == "bench":  # per-query outcomes follow bench's conventions, not the other protocols'

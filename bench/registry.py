@@ -307,9 +307,12 @@ def get_registry(refresh: bool = False) -> Registry:
     return _REGISTRY
 
 
-def plugin_distributions(used: dict[str, str]) -> dict[str, dict[str, str]]:
-    """Provenance for the components of a run: ``{kind: {name, plugin, distribution, version}}``."""
-    registry = get_registry()
+def plugin_distributions(used: dict[str, str], registry: Registry | None = None) -> dict[str, dict[str, str]]:
+    """Provenance for the components of a run: ``{kind: {name, plugin, distribution, version}}``.
+
+    ``registry`` defaults to the process-wide one.
+    """
+    registry = registry or get_registry()
     out = {}
     for kind, name in used.items():
         entry = registry.entries.get(kind, {}).get(name)

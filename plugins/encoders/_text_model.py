@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import string
 from pathlib import Path
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError
+from bench_plugins._hub import hub_reachable, offline
 
 POOLINGS = ("cls", "mean")
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
@@ -30,24 +30,6 @@ def clean_caption(text: str) -> str:
     return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
 
 
-def _offline() -> bool:
-    flags = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "BENCH_OFFLINE")
-    return any(os.environ.get(flag, "") in ("1", "true", "yes") for flag in flags)
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub (or ``$HF_ENDPOINT``) accepts a TCP connection."""
-    import socket
-    from urllib.parse import urlparse
-
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    try:
-        with socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _load(model: str, local_only: bool):
     """Tokenizer and model, local files first; a missing model fails with how to supply it."""
     from transformers import AutoModel, AutoTokenizer
@@ -58,7 +40,7 @@ def _load(model: str, local_only: bool):
     is_dir = Path(model).expanduser().is_dir()
     source = str(Path(model).expanduser()) if is_dir else model
     # Without a route to the hub, skip the download attempt: the hub client would retry for a minute.
-    may_download = not (local_only or is_dir or _offline()) and _hub_reachable()
+    may_download = not (local_only or is_dir or offline()) and hub_reachable()
     attempts = [True, False] if may_download else [True]
     error: Exception | None = None
     for local_files_only in attempts:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from bench import hookimpl
 from bench.options import Ge, Le
+from bench_plugins import _hub as hub
 
 # Checked by the registry (bench.options) before a factory runs.
 Pooling = Literal["cls", "mean"]
@@ -52,26 +52,6 @@ def build_hf(
     )
 
 
-def _hf_cache_dirs() -> list[Path]:
-    """Where ``huggingface_hub`` keeps downloaded models (its environment rules), without importing it."""
-    dirs = [os.environ.get("HF_HUB_CACHE"), os.environ.get("TRANSFORMERS_CACHE")]
-    home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
-    dirs.append(os.path.join(home, "hub"))
-    return [Path(d).expanduser() for d in dirs if d]
-
-
-def _hub_reachable(timeout: float = 2.0) -> bool:
-    import socket
-    from urllib.parse import urlparse
-
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    try:
-        with socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def preflight_hf(model: str = "roberta-large", **_: Any) -> list[str]:
     """Cheap checks of ``hf`` (bench.preflight): transformers installed; the model on disk or downloadable."""
     import importlib.util
@@ -84,11 +64,9 @@ def preflight_hf(model: str = "roberta-large", **_: Any) -> list[str]:
             problems.append(f"model directory {model} has no config.json; is it a transformers model?")
         return problems
     folder = "models--" + model.replace("/", "--")
-    if any(list((d / folder / "snapshots").glob("*/config.json")) for d in _hf_cache_dirs()):
+    if any(list((d / folder / "snapshots").glob("*/config.json")) for d in hub.cache_dirs()):
         return problems
-    offline = any(os.environ.get(f, "") in ("1", "true", "yes")
-                  for f in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "BENCH_OFFLINE"))
-    if offline or not _hub_reachable():
+    if hub.offline() or not hub.hub_reachable(timeout=2.0):
         problems.append(f"text encoder model {model!r} is not available locally and cannot be downloaded here. "
                         f"Download it on a connected machine (e.g. `huggingface-cli download {model}`) and copy the "
                         f"Hugging Face cache (~/.cache/huggingface or $HF_HOME) here, or point at a local copy "

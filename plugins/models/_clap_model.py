@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError
-from bench_plugins.models.clap import cached_folder, looks_like_path, not_available, offline
+from bench_plugins.models.clap import cached_folder, looks_like_path, not_available
 
 
 def _not_available(model: str) -> ConfigError:
@@ -21,7 +21,7 @@ def _not_available(model: str) -> ConfigError:
 
 def load_clap(model: str, local_only: bool) -> tuple[Any, Any]:
     """``(ClapProcessor, ClapModel)`` from a local directory or the hub cache; one line if unavailable."""
-    from bench_plugins.encoders._text_model import _hub_reachable
+    from bench_plugins._hub import hub_reachable, offline
 
     path = Path(model).expanduser()
     if path.is_dir():
@@ -31,7 +31,7 @@ def load_clap(model: str, local_only: bool) -> tuple[Any, Any]:
             raise ConfigError(f"clap model {model!r}: no such directory; pass a hub id such as "
                               "laion/clap-htsat-unfused or an existing directory with --set clap.model=DIR")
         source = model
-        may_download = not (local_only or offline()) and _hub_reachable()
+        may_download = not (local_only or offline()) and hub_reachable()
         if not may_download and not cached_folder(model).is_dir():
             raise _not_available(model)  # at once, without importing transformers' CLAP
     from transformers import ClapModel, ClapProcessor

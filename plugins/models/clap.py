@@ -25,19 +25,14 @@ long clips depend on ``--seed``. This module stays light: transformers is import
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from bench import hookimpl
 from bench.options import Gt
+from bench_plugins._hub import offline
 
 DEFAULT_MODEL = "laion/clap-htsat-unfused"
-
-
-def offline() -> bool:
-    return any(os.environ.get(flag, "") in ("1", "true", "yes")
-               for flag in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "BENCH_OFFLINE"))
 
 
 def hub_cache_dir() -> Path:
