@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -83,3 +84,22 @@ def recorded(monkeypatch, tmp_path):
     # are not what these tests look at; names, option keys and values are still checked.
     monkeypatch.setattr("bench.preflight.factory_preflight", lambda factory: None)
     return calls
+
+
+def drop_console_handlers() -> None:
+    """Detach bench's console handler (bench.console marks it ``_bench_console``).
+
+    The CLI binds it to the stderr of the test that ran it; later tests must not write to it.
+    """
+    logger = logging.getLogger("bench")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_bench_console", False):
+            logger.removeHandler(handler)
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch):
+    """No writes to ~/.cache (``BENCH_CACHE`` in the test's tmp dir), and no console handler left behind."""
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    yield
+    drop_console_handlers()

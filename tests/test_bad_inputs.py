@@ -27,6 +27,7 @@ from torch import nn
 
 from bench.cli import main
 from tests.bad_corpus import make_corpus, noise, wav_bytes
+from tests.conftest import drop_console_handlers
 
 SMALL = ["--set", "cnn.channels=16,32", "--set", "cnn.embed_dim=32", "--proj-dim", "32"]
 TINY = ["--epochs", "1", "--batch-size", "4", "--num-workers", "0", "--no-leaderboard", *SMALL]
@@ -34,17 +35,8 @@ SYNTH = ["--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", 
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    yield
-    _drop_console_handlers()
-
-
-def _drop_console_handlers() -> None:
-    logger = logging.getLogger("bench")
-    for handler in list(logger.handlers):
-        if getattr(handler, "_bench_console", False) or getattr(handler, "_bench", False):
-            logger.removeHandler(handler)
+def _isolated(isolated_cache):
+    """Every test here: its own BENCH_CACHE, no console handler left behind (tests/conftest.py)."""
 
 
 def _errors(err: str, command: str) -> list[str]:
@@ -213,7 +205,7 @@ def test_bad_input_corpus_through_validate_and_run(tmp_path, capsys):
     tracebacks += (out + err).count("Traceback")
     assert code == 2 and len(_errors(err, "run")) == 1, err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
-    _drop_console_handlers()
+    drop_console_handlers()
     code = main([*run_args, "--set", "csv.on_error=skip"])
     out, err = capsys.readouterr()
     tracebacks += (out + err).count("Traceback")
@@ -273,7 +265,7 @@ def finished(tmp_path_factory):
                          "--runs-dir", str(runs)])
         finally:
             logger.removeHandler(handler)
-    _drop_console_handlers()
+    drop_console_handlers()
     assert code == 0
     by_seed = {}
     for path in results.glob("*.json"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -26,14 +25,8 @@ TINY_RUN = ["--epochs", "1", "--batch-size", "4", "--num-workers", "0", "--no-le
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    """No writes to ~/.cache; no stale console handler (bound to an earlier test's stderr)."""
-    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    yield
-    logger = logging.getLogger("bench")
-    for handler in list(logger.handlers):
-        if getattr(handler, "_bench", False):
-            logger.removeHandler(handler)
+def _isolated(isolated_cache):
+    """Every test here: its own BENCH_CACHE, no console handler left behind (tests/conftest.py)."""
 
 
 def _noise(path: Path, seconds: float = 1.0, sr: int = 16000, channels: int = 1, seed: int = 0) -> Path:

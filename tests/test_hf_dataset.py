@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import time
 from pathlib import Path
 
@@ -33,13 +32,8 @@ WORDS = ["dog", "rain", "car", "bird", "door", "wind", "bell", "train", "water",
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
-    yield
-    logger = logging.getLogger("bench")
-    for handler in list(logger.handlers):
-        if getattr(handler, "_bench", False):
-            logger.removeHandler(handler)
+def _isolated(isolated_cache):
+    """Every test here: its own BENCH_CACHE, no console handler left behind (tests/conftest.py)."""
 
 
 def _wav_bytes(seed: int, seconds: float = 1.0, sr: int = 16000) -> bytes:

@@ -7,13 +7,13 @@ repeat of its first run. Every test reads those finished runs; none retrains.
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
 
 from bench.cli import main
 from bench.results import read_result
+from tests.conftest import drop_console_handlers
 
 pytestmark = pytest.mark.slow
 
@@ -44,17 +44,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
         code = main(["run", *TINY, "--seed", "0", "--results-dir", str(base / "again"),
                      "--runs-dir", str(base / "runs_again")])
         assert code == 0
-    _drop_console_handlers()
+    drop_console_handlers()
     grid = _results(base / "grid")
     return {"grid": grid, "first": grid[("ntxent", 0)], "again": _results(base / "again")[("ntxent", 0)]}
-
-
-def _drop_console_handlers() -> None:
-    # The CLI binds a console handler to the stderr of the test that ran it; later tests must not write to it.
-    logger = logging.getLogger("bench")
-    for handler in list(logger.handlers):
-        if getattr(handler, "_bench", False):
-            logger.removeHandler(handler)
 
 
 def test_tiny_run_writes_a_complete_result(runs):
