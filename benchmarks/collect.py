@@ -14,12 +14,37 @@ HERE = Path(__file__).resolve().parent
 SECTIONS = [
     ("Default run: training and evaluation throughput, where the time goes", "train_results.md"),
     ("Metric evaluation at scale: chunked ranking vs GEMM floor vs full argsort", "metrics_results.md"),
+    ("Metric evaluation before the a2t top-k change (earlier code, for comparison)", "metrics_results_before.md"),
     ("Frozen-encoder embedding cache and multi-process (DDP) training", "scale_results.md"),
     ("Decoded-audio cache: decode time and epoch time", "audio_cache_results.md"),
     ("Decoded-audio cache inside training epochs", "epoch_audio_cache_results.md"),
     ("PaSST on this CPU", "passt_results.md"),
     ("Full-file dataset validation and content hashing", "validate_results.md"),
 ]
+
+
+# (title, before, after): a table of the `ours / GEMM` ratios of two metrics reports, side by side.
+COMPARISONS = [
+    ("Metric evaluation: ours / GEMM before and after the a2t top-k change",
+     "metrics_results_before.md", "metrics_results.md"),
+]
+
+
+def ours_ratios(path: Path) -> dict[str, str]:
+    """``{"5000 x 1000": "1.33", ...}``: the `ours / GEMM` column of a bench_metrics.py report."""
+    ratios = {}
+    for line in path.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 7 and cells[1] == "ours" and cells[6]:
+            ratios[cells[0]] = cells[6]
+    return ratios
+
+
+def comparison_table(before: Path, after: Path) -> str:
+    old, new = ours_ratios(before), ours_ratios(after)
+    rows = ["| captions x audios | ours / GEMM before | ours / GEMM now |", "|---|---|---|"]
+    rows += [f"| {size} | {old.get(size, '-')} | {new[size]} |" for size in new]
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -34,6 +59,11 @@ def main() -> None:
         # Demote the section's own headings below this file's.
         body = "\n".join("#" + line if line.startswith("#") else line for line in body.splitlines())
         parts.append(f"\n## {title}\n\n_Source: `benchmarks/{name}`_\n\n{body}\n")
+        for comp_title, before, after in COMPARISONS:
+            if after == name and (HERE / before).is_file():
+                table = comparison_table(HERE / before, path)
+                parts.append(f"\n## {comp_title}\n\n_Derived from `benchmarks/{before}` and `benchmarks/{after}`; "
+                             f"each report gives its load and method._\n\n{table}\n")
     (HERE / "results.md").write_text("".join(parts))
 
 
