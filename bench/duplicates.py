@@ -30,6 +30,7 @@ def mark_duplicates(reports: Mapping[str, ValidationReport], order: Sequence[str
             if digest and idx not in report.bad_indices:
                 groups[digest].append((split, idx))
     leaked = 0
+    recount: set[str] = set()  # splits that lost items: their durations and counts must follow
     for members in groups.values():
         if len(members) < 2:
             continue
@@ -48,8 +49,11 @@ def mark_duplicates(reports: Mapping[str, ValidationReport], order: Sequence[str
             if on_leak == "error":
                 report.bad.append(BadEntry(split, aid, path, reason))
                 report.bad_indices.add(idx)
+                recount.add(split)
             else:
                 report.warnings.append(BadEntry(split, aid, path, reason))
+    for split in recount:
+        reports[split].recount()
     for report in reports.values():
         report.stats["n_identical_across_splits"] = sum(
             1 for entry in [*report.bad, *report.warnings] if "in two splits" in entry.reason)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +37,7 @@ from bench.validation_report import (
     check_caption,
     check_on_error,
     format_bad,
+    split_stats,
 )
 
 __all__ = [
@@ -53,10 +53,10 @@ __all__ = [
     "ON_ERROR_CHOICES",
     "ValidationOptions",
 ]
-FLAGS = ("multichannel", "above_target_rate", "long", "silent")
 
 # Bump when the checks change so that old cached manifests are not trusted.
-_VALIDATOR_VERSION = 3  # 2: whole-file decode, content hashes, warnings; 3: SHA-256 content hash
+_VALIDATOR_VERSION = 4  # 2: whole-file decode, content hashes, warnings; 3: SHA-256 content hash;
+# 4: per-item decoded facts, so stats can be recounted after cross-split checks
 
 
 def _escapes(path: Path, root: Path) -> bool:
@@ -162,9 +162,7 @@ def validate_split(items: Sequence[Any], *, sample_rate: int | None = None, root
             continue
         to_decode.append((idx, path))
 
-    durations: list[float] = []
-    rates: Counter[int] = Counter()
-    flags: Counter[str] = Counter()
+    decoded: list[list[Any] | None] = [None] * len(items)
     warnings: list[BadEntry] = []
     hashes: list[str | None] = [None] * len(items)
     opts = options or ValidationOptions()
@@ -183,26 +181,14 @@ def validate_split(items: Sequence[Any], *, sample_rate: int | None = None, root
                 reject(idx, aid, str(path), res["reason"])
                 continue
             frames, sr, _channels = res["info"]
-            durations.append(frames / sr)
-            rates[sr] += 1
-            flags.update(res["flags"])
+            decoded[idx] = [frames / sr, sr, list(res["flags"])]
             if res["warning"]:
                 warnings.append(BadEntry(split, aid, str(path), res["warning"]))
 
-    cap_counts = Counter(len(list(it.captions)) for i, it in enumerate(items) if i not in bad_idx)
-    stats: dict[str, Any] = {
-        "decoded": bool(decode),
-        "target_sample_rate": sample_rate,
-        "caption_counts": {str(k): v for k, v in sorted(cap_counts.items())},
-        "n_captions": sum(k * v for k, v in cap_counts.items()),
-        **{f"n_{flag}": flags.get(flag, 0) for flag in FLAGS},
-    }
-    if durations:
-        stats.update(duration_min=min(durations), duration_max=max(durations),
-                     duration_mean=sum(durations) / len(durations), duration_total=sum(durations),
-                     sample_rates={str(k): v for k, v in sorted(rates.items())})
+    stats: dict[str, Any] = {"decoded": bool(decode), "target_sample_rate": sample_rate,
+                             **split_stats(items, bad_idx, decoded)}
     return ValidationReport(split=split, items=items, bad=bad, stats=stats, bad_indices=bad_idx,
-                            warnings=warnings, hashes=hashes)
+                            warnings=warnings, hashes=hashes, decoded=decoded)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,14 +233,16 @@ def validate_split_cached(items: Sequence[Any], *, cache_dir: str | os.PathLike[
             return ValidationReport(split=data["split"], items=items,
                                     bad=[BadEntry(**b) for b in data["bad"]], stats=data["stats"],
                                     bad_indices=set(data["bad_indices"]), from_cache=True,
-                                    warnings=[BadEntry(**w) for w in data["warnings"]], hashes=data["hashes"])
+                                    warnings=[BadEntry(**w) for w in data["warnings"]], hashes=data["hashes"],
+                                    decoded=data["decoded"])
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no entry or a damaged one: validate again and rewrite it
     report = validate_split(items, **kwargs)
     payload = {"v": _VALIDATOR_VERSION, "split": report.split, "n_items": len(items),
                "bad": [b._asdict() for b in report.bad], "stats": report.stats,
                "bad_indices": sorted(report.bad_indices),
-               "warnings": [w._asdict() for w in report.warnings], "hashes": report.hashes}
+               "warnings": [w._asdict() for w in report.warnings], "hashes": report.hashes,
+               "decoded": report.decoded}
     try:
         atomic_write_text(path, json.dumps(payload))
     except OSError:

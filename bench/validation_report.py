@@ -74,6 +74,15 @@ class ValidationReport:
     bad_indices: set[int] = field(default_factory=set)  # positions in ``items`` that are bad
     warnings: list[BadEntry] = field(default_factory=list)
     hashes: list[str | None] = field(default_factory=list)
+    # Per item: [seconds, native rate, flags] of a decoded, accepted file, else None. Kept so that
+    # ``stats`` can be recounted when a later check (identical audio across splits) rejects items.
+    decoded: list[list[Any] | None] = field(default_factory=list)
+
+    def recount(self) -> None:
+        """Recompute ``stats`` over the items that are still usable (see :func:`split_stats`)."""
+        for key in _DECODED_STATS:
+            self.stats.pop(key, None)
+        self.stats.update(split_stats(self.items, self.bad_indices, self.decoded))
 
     @property
     def ok_items(self) -> list[Any]:
@@ -137,6 +146,32 @@ class ValidationReport:
     def to_json(self) -> str:
         """The report as a JSON string (see :meth:`to_dict`)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+FLAGS = ("multichannel", "above_target_rate", "long", "silent")
+"""Accepted-but-notable properties of a file, counted in a split's stats as ``n_<flag>``."""
+
+_DECODED_STATS = ("duration_min", "duration_max", "duration_mean", "duration_total", "sample_rates")
+
+
+def split_stats(items: Sequence[Any], bad_indices: set[int], decoded: Sequence[list[Any] | None]) -> dict[str, Any]:
+    """Caption counts, durations, native rates and flag counts over the usable items only."""
+    usable = [i for i in range(len(items)) if i not in bad_indices]
+    cap_counts = Counter(len(list(items[i].captions)) for i in usable)
+    facts = [decoded[i] for i in usable if i < len(decoded) and decoded[i] is not None]
+    flags = Counter(flag for fact in facts for flag in fact[2])
+    stats: dict[str, Any] = {
+        "caption_counts": {str(k): v for k, v in sorted(cap_counts.items())},
+        "n_captions": sum(k * v for k, v in cap_counts.items()),
+        **{f"n_{flag}": flags.get(flag, 0) for flag in FLAGS},
+    }
+    if facts:
+        seconds = [fact[0] for fact in facts]
+        rates = Counter(int(fact[1]) for fact in facts)
+        stats.update(duration_min=min(seconds), duration_max=max(seconds),
+                     duration_mean=sum(seconds) / len(seconds), duration_total=sum(seconds),
+                     sample_rates={str(k): v for k, v in sorted(rates.items())})
+    return stats
 
 
 def _reason_kind(reason: str) -> str:

@@ -254,3 +254,43 @@ def test_policy_prior_skips_do_not_raise_again(tmp_path):
     rep = validate_split(items, root=tmp_path, split="train", prior_bad=prior)
     with pytest.raises(DataError, match=r"^1 bad entry in split 'train': \[train\] ok.wav"):
         apply_policy(rep, "raise")
+
+
+class _TwoSplits:
+    """A minimal dataset: ``splits`` maps a split name to its items."""
+
+    def __init__(self, splits: dict[str, list[Item]]) -> None:
+        self.splits = splits
+
+    def split(self, name: str) -> list[Item]:
+        return self.splits[name]
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_cross_split_copy_leaves_the_later_splits_stats(tmp_path, cached):
+    # A train clip copied into test is a bad test entry (on_leak="error"); test's durations,
+    # rates and caption counts must then describe only its usable items, as its usable count does.
+    from bench.audio_checks import ValidationOptions
+
+    root = tmp_path / "d"
+    train = [_item(root, "t0.wav"), _item(root, "t1.wav")]
+    test = [_item(root, "e0.wav", captions=("a", "b", "c")), _item(root, "copy.wav")]
+    _wav(root / "t0.wav", seconds=0.5)
+    _wav(root / "t1.wav", seconds=0.3, data=0.2 * np.cos(np.arange(4800) / 7.0).astype(np.float32))
+    _wav(root / "e0.wav", seconds=0.25, sr=22050)
+    (root / "copy.wav").write_bytes((root / "t1.wav").read_bytes())
+    ds = _TwoSplits({"train": train, "test": test})
+    opts = ValidationOptions(on_leak="error")
+    cache = tmp_path / "cache" if cached else False
+    for attempt in range(2 if cached else 1):
+        reps = validate_dataset(ds, splits=("train", "test"), cache_dir=cache, options=opts, log_warnings=False)
+        test_report = reps["test"]
+        assert [b.audio_id for b in test_report.bad] == ["copy.wav"]
+        assert test_report.from_cache == (attempt == 1)
+        stats = test_report.stats
+        assert stats["caption_counts"] == {"3": 1} and stats["n_captions"] == 3
+        assert stats["sample_rates"] == {"22050": 1}
+        assert stats["duration_total"] == 5512 / 22050 == stats["duration_max"]  # int(0.25 s * 22050) frames
+        assert stats["n_identical_across_splits"] == 1
+        assert reps["train"].stats["duration_total"] == pytest.approx(0.8)
+        assert "split test: 1 usable item(s) of 2" in test_report.summary()
