@@ -28,6 +28,10 @@ from bench.errors import ConfigError
 
 log = logging.getLogger("bench")
 
+EVAL_CHUNK = 2048
+"""Query rows per score chunk when scoring; recorded as ``training.eval_chunk`` so that
+``bench verify`` recomputes with the very same GEMMs (as a trained run's default)."""
+
 
 @dataclass(frozen=True)
 class Target:
@@ -226,6 +230,7 @@ def evaluate_target(target: Target, dataset_name: str, set_options: dict[str, di
         results.append(_write(built, target, spec, test, audio, text, protocol=protocol, combo=combos[protocol],
                               seed=seed, device=describe_device(torch_device), batch_size=batch_size,
                               skipped=skipped, validation=validation, registry=registry, results_dir=results_dir,
+                              runs_dir=runs_dir,
                               timings={"embed_s": embed_s, "cache_hits": cache.hits - hits,
                                        "cache_misses": cache.misses - misses,
                                        "total_s": time.perf_counter() - started,
@@ -236,8 +241,8 @@ def evaluate_target(target: Target, dataset_name: str, set_options: dict[str, di
 
 def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray, text: np.ndarray, *,
            protocol: str, combo: str, seed: int, device: str, batch_size: int, skipped: list[Any],
-           validation: dict[str, Any], registry: Any, results_dir: Path, timings: dict[str, Any],
-           splits: dict[str, Any]) -> dict[str, Any]:
+           validation: dict[str, Any], registry: Any, results_dir: Path, runs_dir: Path,
+           timings: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
     from bench.metric_table import chance_metrics
     from bench.protocols import protocol_metrics
     from bench.provenance import provenance
@@ -247,7 +252,7 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
 
     scored = time.perf_counter()
     metrics = protocol_metrics(protocol, torch.from_numpy(audio), torch.from_numpy(text), test.audio_of_caption,
-                               test.captions)
+                               test.captions, chunk=EVAL_CHUNK)
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
     name = target.model or "run"
     run_id = base = f"{stamp}-eval-{name}-{'-'.join(spec.members)}-{protocol}-s{seed}-{combo[:6]}"
@@ -265,7 +270,7 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
                     "splits": {n: s.summary() for n, s in splits.items()}, "validation": validation},
         **built.components,
         "seed": seed,
-        "training": {"device": device, "batch_size": batch_size},
+        "training": {"device": device, "batch_size": batch_size, "eval_chunk": EVAL_CHUNK},
         "stage": None,
         "metrics": metrics,
         "best_val": {},
@@ -276,12 +281,20 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
                                                               registry)),
         "timings": {**timings, "score_s": time.perf_counter() - scored},
     }
-    if protocol == "bench":  # per-query outcomes follow bench's conventions, not the other protocols'
+    if protocol == "bench":  # per-query outcomes and stored embeddings follow bench's conventions only
+        from bench.evaluate import save_embeddings
         from bench.per_query import attach_sidecar, outcomes_from_embeddings
 
         outcomes = outcomes_from_embeddings(audio, text, test.audio_of_caption,
-                                            [item.audio_id for item in test.items], test.fingerprint())
+                                            [item.audio_id for item in test.items], test.fingerprint(), EVAL_CHUNK)
         attach_sidecar(result, results_dir, outcomes)
+        # Kept like a trained run's, so that `bench fuse`, `bench verify` and `bench inspect` work on
+        # a zero-shot or cross-dataset score too. The directory has no config.json or best.pt, so
+        # it is never mistaken for a trained run.
+        run_dir = Path(runs_dir) / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_embeddings(run_dir / "test_embeddings.npz", torch.from_numpy(audio), torch.from_numpy(text), test)
+        result["artifacts"] = {"run_dir": str(run_dir), "test_embeddings": str(run_dir / "test_embeddings.npz")}
     write_result(result, results_dir)
     log.info("%s on %s (%s): t2a mAP@10 %.4f (chance %.4f)", built.label, spec.name, protocol,
              metrics["t2a"]["mAP@10"], result["chance"]["t2a"]["mAP@10"])

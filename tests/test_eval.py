@@ -119,6 +119,30 @@ def test_fake_model_scored_resampled_and_cached(registry: Registry, tmp_path: Pa
     assert sorted((tmp_path / "results").glob("*.json")) == before
 
 
+def test_eval_result_keeps_its_embeddings_for_verify_inspect_and_fuse(registry: Registry, tmp_path: Path) -> None:
+    from bench.fusion import fuse_runs
+    from bench.inspect_run import worst_queries
+    from bench.verify import verify
+
+    bench_result, laion_result = _eval(registry, tmp_path, protocols=["bench", "laion-clap"])
+    stored = Path(bench_result["artifacts"]["test_embeddings"])
+    assert stored.is_file() and stored.parent == tmp_path / "runs" / bench_result["run_id"]
+    assert "artifacts" not in laion_result  # bench's metrics would not reproduce another protocol's
+    json_path = tmp_path / "results" / f"{bench_result['run_id']}.json"
+    checked = verify(json_path)
+    assert checked.ok and checked.checked == ("embeddings", "chance", "sidecar"), checked.message
+    assert len(worst_queries(stored, n=3)) == 3
+    # A zero-shot score fuses like a trained run: with itself, combsum changes no ranking.
+    fused = fuse_runs([bench_result["run_id"], bench_result["run_id"]], method="combsum",
+                      results_dir=tmp_path / "results")
+    assert fused["metrics"] == bench_result["metrics"]
+    # The directory holds no config.json or best.pt: never offered or loaded as a trained run.
+    from bench.run_model import run_directory
+
+    with pytest.raises(ConfigError, match="no finished run"):
+        run_directory(bench_result["run_id"], tmp_path / "runs")
+
+
 @pytest.mark.parametrize(("mode", "encoded_again"), [("ok", 0), ("stochastic", 2)])
 def test_seed_is_part_of_the_cache_key_only_for_stochastic_models(registry: Registry, tmp_path: Path, mode: str,
                                                                   encoded_again: int) -> None:
