@@ -16,6 +16,7 @@ Nothing here imports torch, numpy or a plugin's heavy modules.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -38,6 +39,17 @@ class PreflightError(ConfigError):
             return
         super().__init__(f"{len(problems)} problems in this configuration, nothing was started:\n"
                          + "\n".join(f"  - {p}" for p in problems))
+
+
+def missing_package(module: str, install: str) -> list[str]:
+    """For a factory's ``preflight``: ``[]`` when ``module`` is installed, else how to install it.
+
+    The module is found, not imported, so the check costs nothing even for packages that take
+    seconds to import. ``install`` is what to pass to pip, e.g. ``"'bench[wandb]'"``.
+    """
+    if importlib.util.find_spec(module) is None:
+        return [f"needs the {module} package: pip install {install}"]
+    return []
 
 
 def factory_preflight(factory: Callable[..., Any]) -> Callable[..., list[str]] | None:

@@ -176,3 +176,11 @@ def test_time_to_error_of_the_salsa_preset_without_torch(tmp_path):
     assert "3 problems" in proc.stderr and "torch was imported" not in proc.stderr
     assert elapsed < 5.0, elapsed
     assert not Path(tmp_path / "runs").exists()
+
+
+def test_missing_package_finds_without_importing_and_says_how_to_install() -> None:
+    from bench.preflight import missing_package
+
+    assert missing_package("json", "json") == []
+    assert missing_package("no_such_module_for_bench", "'bench[extra]'") == [
+        "needs the no_such_module_for_bench package: pip install 'bench[extra]'"]

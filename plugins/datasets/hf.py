@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import hookimpl
+from bench.preflight import missing_package
 
 DEFAULT_SPLITS = {
     "train": ("train", "development", "dev"),
@@ -81,13 +82,9 @@ def _looks_local(path: str) -> bool:
 
 def preflight(path: str = "", split_map: str = "", **_: Any) -> list[str]:
     """Torch-free checks for ``bench.preflight``: the package, the path and the split map, before any work."""
-    import importlib.util
-
     from bench.errors import ConfigError
 
-    problems = []
-    if importlib.util.find_spec("datasets") is None:
-        problems.append("the huggingface dataset needs the datasets package: pip install 'bench[hf]'")
+    problems = missing_package("datasets", "'bench[hf]'")
     if not path:
         problems.append("huggingface: no dataset given; pass --set huggingface.path=HUB_ID_OR_LOCAL_DIR")
     elif _looks_local(path) and not Path(path).expanduser().is_dir():

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from bench import hookimpl
 from bench.errors import ConfigError
 from bench.options import Ge, Gt
+from bench.preflight import missing_package
 
 __all__ = ["ARCHS", "PasstArch", "build_passt", "checkpoint_cache_path", "register_audio_encoders"]
 
@@ -185,8 +186,6 @@ def _hub_checkpoints_dir() -> str:
 def preflight_passt(arch: str = "passt_s_p16_s16_128_ap468", pretrained: bool = True, checkpoint: str | None = None,
                     window_seconds: float | None = None, **_: Any) -> list[str]:
     """The factory's cheap checks without torch (bench.preflight): arch, weights file, the passt extra."""
-    import importlib.util
-
     if arch not in ARCHS:
         return [f"passt: unknown arch {arch!r}; valid archs: {', '.join(ARCHS)} (--set passt.arch=NAME)"]
     spec, problems = ARCHS[arch], []
@@ -205,8 +204,7 @@ def preflight_passt(arch: str = "passt_s_p16_s16_128_ap468", pretrained: bool = 
             problems.append(f"passt: pretrained weights for arch {arch!r} not found at {weights} (bench never "
                             f"downloads; get {spec.url} and put it there), or pass --set passt.checkpoint=PATH, "
                             f"or train from scratch with --set passt.pretrained=false")
-    if importlib.util.find_spec("hear21passt") is None:
-        problems.append("passt: needs the hear21passt package: pip install 'bench[passt]'")
+    problems += missing_package("hear21passt", "'bench[passt]'")
     return problems
 
 

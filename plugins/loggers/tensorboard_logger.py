@@ -12,6 +12,7 @@ from typing import Any
 
 from bench import hookimpl
 from bench.errors import ConfigError
+from bench.preflight import missing_package
 from bench_plugins.loggers._scalars import epoch_scalars, flatten
 
 
@@ -65,11 +66,7 @@ class TensorBoardLogger:
 
 def _preflight_tensorboard(**_: Any) -> list[str]:
     """Torch-free check for bench.preflight: the package is installed (not imported)."""
-    import importlib.util
-
-    if importlib.util.find_spec("tensorboard") is None:
-        return ["logger 'tensorboard' needs the tensorboard package: pip install 'bench[tensorboard]'"]
-    return []
+    return missing_package("tensorboard", "'bench[tensorboard]'")
 
 
 build_tensorboard.preflight = _preflight_tensorboard  # type: ignore[attr-defined]

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from bench import hookimpl
 from bench.errors import ConfigError
+from bench.preflight import missing_package
 from bench_plugins.loggers._scalars import epoch_scalars, flatten
 
 Mode = Literal["online", "offline", "disabled"]  # the options layer (bench.options) checks it
@@ -69,11 +70,7 @@ class WandbLogger:
 
 def _preflight_wandb(**_: Any) -> list[str]:
     """Cheap check for bench.preflight: the package is installed (importing wandb takes seconds)."""
-    import importlib.util
-
-    if importlib.util.find_spec("wandb") is None:
-        return ["logger 'wandb' needs the wandb package: pip install 'bench[wandb]'"]
-    return []
+    return missing_package("wandb", "'bench[wandb]'")
 
 
 build_wandb.preflight = _preflight_wandb  # type: ignore[attr-defined]
