@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from bench.metrics import chance_metrics, retrieval_metrics
 from bench.per_query import outcomes_from_embeddings, sidecar_entry, sidecar_path, write_sidecar
+from tests.conftest import torch_threads
 
 N_AUDIOS = 40
 CAPTIONS_PER_AUDIO = 3
@@ -36,13 +36,9 @@ def make_run(
     dim: int = 16,
 ) -> Path:
     """Write ``<tmp>/results/<run_id>.json`` (+ sidecar) and ``<tmp>/runs/<run_id>/test_embeddings.npz``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny GEMMs: worker threads only spin against other jobs on a loaded machine
-    try:
+    with torch_threads(1):
         return _make_run(tmp_path, run_id, base, noise=noise, seed=seed, combination=combination,
                          fingerprint=fingerprint, sidecar=sidecar, dim=dim)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _make_run(tmp_path: Path, run_id: str, base: dict[str, Any], *, noise: float, seed: int,

@@ -19,6 +19,7 @@ from bench.cli import main
 from bench.launchers import split_launcher_sets, strip_launcher_argv
 from bench.registry import get_registry
 from bench.results import read_result
+from tests.conftest import torch_threads
 
 TINY = [
     "--set", "synthetic.n_train=24", "--set", "synthetic.n_val=8", "--set", "synthetic.n_test=8",
@@ -103,13 +104,9 @@ def test_missing_submitit_names_the_extra(tmp_path, capsys, monkeypatch):
 def one_thread(monkeypatch):
     """One torch thread here and in the jobs: several processes share two cores, and spinning threads
     cost more CPU than they save; both sides of every comparison run alike."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def _metrics(folder: Path) -> dict[int, dict]:
@@ -119,19 +116,14 @@ def _metrics(folder: Path) -> dict[int, dict]:
 @pytest.fixture(scope="module")
 def grids(tmp_path_factory):
     pytest.importorskip("submitit")
-    import torch
-
     base = tmp_path_factory.mktemp("launchers")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # see one_thread
-    with pytest.MonkeyPatch.context() as patch:
+    with torch_threads(1), pytest.MonkeyPatch.context() as patch:  # see one_thread
         patch.setenv("BENCH_CACHE", str(base / "cache"))
         patch.setenv("OMP_NUM_THREADS", "1")  # the jobs' torch: three processes on two shared cores
         common = [*TINY, "--seed", "0,1,2"]
         assert main(["run", *common, "--results-dir", str(base / "seq"), "--runs-dir", str(base / "seq_runs")]) == 0
         assert main(["run", *common, *SLURM, "--results-dir", str(base / "jobs"),
                      "--runs-dir", str(base / "job_runs")]) == 0
-    torch.set_num_threads(before)
     return base
 
 

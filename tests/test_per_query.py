@@ -22,14 +22,7 @@ from bench.per_query import (
     write_sidecar,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny GEMMs: torch's worker threads only spin against other jobs on a loaded 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def split(n_audios: int = 30, seed: int = 0, max_caps: int = 13) -> np.ndarray:

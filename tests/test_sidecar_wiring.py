@@ -7,7 +7,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 from synthetic_runs import make_run
 
 from bench import cli_compare, stats
@@ -19,13 +18,7 @@ from bench.per_query import attach_sidecar, load_for_result, outcomes_from_embed
 from bench.results import read_result, write_result
 from bench.verify import backfill_sidecar, verify
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _arrays(seed: int = 0, n_audios: int = 30, per: int = 5):

@@ -19,6 +19,7 @@ import pytest
 
 from bench.cli import main
 from bench.results import read_result
+from tests.conftest import torch_threads
 
 SCRIPT = Path(__file__).with_name("slurm_single_node.sh")
 TINY = [
@@ -42,15 +43,9 @@ def slurm() -> None:
 def test_a_combination_runs_as_a_real_slurm_job_with_the_in_process_metrics(slurm, tmp_path, monkeypatch):
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the job's torch and this process's alike
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         assert main(["run", *TINY, "--results-dir", str(tmp_path / "here"),
                      "--runs-dir", str(tmp_path / "runs_here")]) == 0
-    finally:
-        torch.set_num_threads(threads)
     monkeypatch.chdir(tmp_path)  # the job starts where it was submitted
     bench = [sys.executable, "-m", "bench"]
     submitted = subprocess.run(
