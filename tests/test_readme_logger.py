@@ -5,15 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+from tests.readme_examples import ROOT, install_pasted, pasted_files, readme_section
+
 TINY = [
     "--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=12",
     "--set", "cnn.channels=8,8", "--set", "cnn.n_mels=16", "--set", "cnn.embed_dim=16", "--set", "cnn.crop_seconds=2",
@@ -22,39 +20,17 @@ TINY = [
 ]
 
 
-def _section(text: str) -> str:
-    start = text.index("\n## Writing a logger")
-    end = text.find("\n## ", start + 5)
-    return text[start : end if end > 0 else None]
-
-
-def _files(section: str) -> dict[str, str]:
-    """Blocks introduced by a line naming the file: `` `bench-csvlog/x`: `` then a fenced block."""
-    pattern = re.compile(r"^`([^`]+)`:\n\n```[a-z]*\n(.*?)^```", re.S | re.M)
-    return dict(pattern.findall(section))
-
-
 def test_readme_names_every_lifecycle_hook():
-    section = _section(README.read_text())
+    section = readme_section("Writing a logger")
     for hook in ("on_run_start", "on_epoch_end", "on_run_end", "on_result_written", "register_loggers"):
         assert hook in section
 
 
 @pytest.mark.slow
 def test_pasted_logger_writes_one_row_per_epoch(tmp_path):
-    files = _files(_section(README.read_text()))
+    files = pasted_files(readme_section("Writing a logger"))
     assert set(files) == {"bench-csvlog/pyproject.toml", "bench-csvlog/bench_csvlog.py"}
-    for name, body in files.items():
-        path = tmp_path / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body)
-    target = tmp_path / "site"
-    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target",
-         str(target), str(tmp_path / "bench-csvlog")],
-        check=True, env=env, capture_output=True, timeout=300,
-    )
+    target = install_pasted(files, tmp_path, "bench-csvlog")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), str(ROOT)]),
            "BENCH_CACHE": str(tmp_path / "cache")}
     work = tmp_path / "work"

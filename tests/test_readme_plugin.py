@@ -10,45 +10,20 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
-
-
-def _section(text: str) -> str:
-    start = text.index("\n## Writing a plugin")
-    end = text.find("\n## ", start + 5)
-    return text[start : end if end > 0 else None]
-
-
-def _files(section: str) -> dict[str, str]:
-    """Blocks introduced by a line naming the file: `` `bench-margin/x`: `` then a fenced block."""
-    pattern = re.compile(r"^`([^`]+)`:\n\n```[a-z]*\n(.*?)^```", re.S | re.M)
-    return {name: body for name, body in pattern.findall(section)}
+from tests.readme_examples import ROOT, install_pasted, pasted_files, readme_section
 
 
 def test_readme_names_every_contract():
-    section = _section(README.read_text())
+    section = readme_section("Writing a plugin")
     for contract in ("*Audio encoder*", "*Text encoder*", "*Loss*", "*Dataset*"):
         assert contract in section
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    files = _files(_section(README.read_text()))
+    files = pasted_files(readme_section("Writing a plugin"))
     assert set(files) == {"bench-margin/pyproject.toml", "bench-margin/bench_margin.py"}
-    work = tmp_path_factory.mktemp("readme-plugin")
-    for name, body in files.items():
-        path = work / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(body)
-    target = work / "site"
-    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--target",
-         str(target), str(work / "bench-margin")],
-        check=True, env=env, capture_output=True, timeout=300,
-    )
-    return target
+    return install_pasted(files, tmp_path_factory.mktemp("readme-plugin"), "bench-margin")
 
 
 def _env(target: Path, tmp: Path) -> dict[str, str]:
