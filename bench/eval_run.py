@@ -282,7 +282,7 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
         "timings": {**timings, "score_s": time.perf_counter() - scored},
     }
     if protocol == "bench":  # per-query outcomes and stored embeddings follow bench's conventions only
-        from bench.evaluate import save_embeddings
+        from bench.evaluate import TEST_EMBEDDINGS, embedding_artifacts, save_embeddings
         from bench.per_query import attach_sidecar, outcomes_from_embeddings
 
         outcomes = outcomes_from_embeddings(audio, text, test.audio_of_caption,
@@ -293,8 +293,8 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
         # it is never mistaken for a trained run.
         run_dir = Path(runs_dir) / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_embeddings(run_dir / "test_embeddings.npz", torch.from_numpy(audio), torch.from_numpy(text), test)
-        result["artifacts"] = {"run_dir": str(run_dir), "test_embeddings": str(run_dir / "test_embeddings.npz")}
+        save_embeddings(run_dir / TEST_EMBEDDINGS, torch.from_numpy(audio), torch.from_numpy(text), test)
+        result["artifacts"] = embedding_artifacts(run_dir)
     write_result(result, results_dir)
     log.info("%s on %s (%s): t2a mAP@10 %.4f (chance %.4f)", built.label, spec.name, protocol,
              metrics["t2a"]["mAP@10"], result["chance"]["t2a"]["mAP@10"])

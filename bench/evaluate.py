@@ -133,6 +133,15 @@ def score_split(audio: torch.Tensor, text: torch.Tensor, split: SplitData, chunk
     return retrieval_metrics(audio, text, split.audio_of_caption, chunk_size=chunk)
 
 
+TEST_EMBEDDINGS = "test_embeddings.npz"
+"""The file in a run directory that holds its test embeddings (:func:`save_embeddings`)."""
+
+
+def embedding_artifacts(run_dir: Path) -> dict[str, str]:
+    """The ``artifacts`` entry of a result whose run directory holds its test embeddings."""
+    return {"run_dir": str(run_dir), "test_embeddings": str(Path(run_dir) / TEST_EMBEDDINGS)}
+
+
 def save_embeddings(path: Path, audio: torch.Tensor, text: torch.Tensor, split: SplitData) -> None:
     """Test embeddings in a run directory, so that runs can be fused, verified and inspected later
     without re-encoding (caption texts included, for ``bench inspect``)."""

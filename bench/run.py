@@ -28,6 +28,7 @@ from bench.data import SplitData
 from bench.datasets import build_dataset
 from bench.devices import describe_device, seed_everything
 from bench.errors import DataError
+from bench.evaluate import TEST_EMBEDDINGS, embedding_artifacts
 from bench.lifecycle import Lifecycle, NoLifecycle
 from bench.per_query import write_per_query
 from bench.provenance import provenance
@@ -223,7 +224,7 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
             raise
         lifecycle.run_end(config=cfg, run_dir=run_dir, result=result, error=None)
         if dist.is_main_process():
-            write_per_query(result, cfg.results_dir, run_dir / "test_embeddings.npz", cfg.train.eval_chunk)
+            write_per_query(result, cfg.results_dir, run_dir / TEST_EMBEDDINGS, cfg.train.eval_chunk)
             path = write_result(result, cfg.results_dir)
             faults.reached("result-written")
             atomic_write_text(run_dir / "result.json", path.read_text())
@@ -282,5 +283,5 @@ def _train_and_test(cfg: RunConfig, registry: Registry, components: Components, 
         ),
         "timings": {**outcome["timings"], "total_s": time.perf_counter() - started,
                     "torch_threads": torch.get_num_threads()},
-        "artifacts": {"run_dir": str(run_dir), "test_embeddings": str(run_dir / "test_embeddings.npz")},
+        "artifacts": embedding_artifacts(run_dir),
     }

@@ -26,7 +26,7 @@ from bench.config import RunConfig, config_to_json
 from bench.contracts import check_loss_value
 from bench.data import AudioLoader, SplitData
 from bench.devices import amp_dtype, autocast_factory, describe_device, seed_everything, select_device
-from bench.evaluate import embed_split, save_embeddings, score_split
+from bench.evaluate import TEST_EMBEDDINGS, embed_split, save_embeddings, score_split
 from bench.progress import progress
 from bench.training_setup import Components, TrainingParts, build_training, cached_rows
 
@@ -254,7 +254,7 @@ class Trainer:
         interrupts.check()
         self.eval_seconds += time.perf_counter() - started
         if dist.is_main_process():
-            save_embeddings(self.run_dir / "test_embeddings.npz", audio, text, self.splits["test"])
+            save_embeddings(self.run_dir / TEST_EMBEDDINGS, audio, text, self.splits["test"])
         return {
             "metrics": test,
             "best_val": {"epoch": self.best["epoch"], **self.best["val"]},
