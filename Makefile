@@ -12,7 +12,7 @@ install: $(STAMP)
 # Reinstalls only when the project's dependencies change, so a second `make install` is instant.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[passt,tensorboard,wandb,hf,browser,slurm,test]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[passt,tensorboard,wandb,hf,browser,slurm,test,docs]"
 	@touch $(STAMP)
 
 # Your runs' results go to runs/results, so the committed leaderboard stays as CI checks it;

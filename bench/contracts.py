@@ -9,9 +9,9 @@ Protocols (they exist for type checkers and for the documentation).
 The harness checks each contract once, early, and names the component when it is broken:
 
 * right after a factory returns, :func:`check_component` (called by
-  :meth:`bench.registry.Registry.build`) checks the type and the required attributes;
+  :meth:`bench.core.registry.Registry.build`) checks the type and the required attributes;
 * on an encoder's first forward pass, :func:`check_features` (called by
-  :class:`bench.model.DualEncoder`) checks the output's shape and that it is finite;
+  :class:`bench.model.dual_encoder.DualEncoder`) checks the output's shape and that it is finite;
 * on a loss's first call, :func:`check_loss_value` checks that it returned a finite scalar.
 
 Each broken contract is one :class:`bench.errors.ConfigError` line, e.g. ``audio encoder 'foo'
@@ -65,7 +65,7 @@ class TextEncoder(Protocol):
 
 
 class Batch(Protocol):
-    """What a loss receives besides the embeddings (bench's own is :class:`bench.batch.Batch`).
+    """What a loss receives besides the embeddings (bench's own is :class:`bench.data.batch.Batch`).
 
     ``audio_ids`` is a LongTensor ``[B]`` where equal ids mean the same recording. A loss with
     ``requires_teachers = True`` also finds ``teacher_audio`` and ``teacher_text``, both

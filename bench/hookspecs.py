@@ -16,7 +16,7 @@ factory.
 Optional cheap check: a factory may carry an attribute ``preflight(**options) -> list[str]``
 (``build_x.preflight = check_x``). ``bench run`` calls it with the factory's resolved options
 before torch is imported or anything is built, for every component of the request, and reports
-all the problems together, one line each (:mod:`bench.preflight`). Return one line per problem
+all the problems together, one line each (:mod:`bench.core.preflight`). Return one line per problem
 (a missing root, weights or package, with the fix) and do nothing slow or heavy there: no
 torch, no downloads. The factory must still check what it needs; the preflight only makes a
 mistake arrive sooner and together with the others.
@@ -31,7 +31,7 @@ bounds). What follows is the optional metadata a dataset may declare, and the lo
 
 Dataset
     Optional metadata, read when datasets are combined (``--dataset a+b``, see
-    :func:`bench.combined.check_combination`):
+    :func:`bench.data.combined.check_combination`):
     ``has_eval_splits: bool`` (default True; False for a training-only dataset, which may not be
     last); ``contains_eval_audio_of: tuple[str, ...]`` (names of datasets whose evaluation audio
     this training split contains, e.g. WavCaps declares ``("clotho",)``); ``leakage_excluded:
@@ -125,13 +125,13 @@ def register_launchers(register: Register) -> None:
     """Register launchers: ``register("name", factory)``, chosen with ``bench run --launcher name``.
 
     ``factory(**options)`` (options from ``--set name.KEY=VALUE``) returns an object with
-    ``launch(configs, request) -> list[dict] | None``; the contract is in :mod:`bench.launchers`.
+    ``launch(configs, request) -> list[dict] | None``; the contract is in :mod:`bench.runs.launchers`.
     """
 
 
 @hookspec
 def on_run_start(config: Any, run_dir: Path, resumed: bool) -> None:
-    """A run starts (or resumes) in ``run_dir``; ``config`` is its :class:`bench.config.RunConfig`."""
+    """A run starts (or resumes) in ``run_dir``; ``config`` is its :class:`bench.core.config.RunConfig`."""
 
 
 @hookspec

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bench.audio import load_audio
-from bench.audio_cache import AudioCache
+from bench.data.audio import load_audio
+from bench.data.audio_cache import AudioCache
 
 
 def make_files(folder: Path, n: int, seconds: float, fmt: str, sr: int = 44100) -> list[Path]:

@@ -41,10 +41,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
 
-    from bench.data import SplitData
-    from bench.embedding_cache import EmbeddingCache
-    from bench.eval_run import Target, build_target, embed_test
-    from bench.registry import get_registry
+    from bench.core.registry import get_registry
+    from bench.data.loading import SplitData
+    from bench.evaluation.embedding_cache import EmbeddingCache
+    from bench.runs.eval_run import Target, build_target, embed_test
 
     registry = get_registry()
     dataset = registry.build("dataset", "synthetic", {"n_train": 4, "n_val": 4, "n_test": args.n_test})

@@ -4,7 +4,7 @@ For each size (captions x audios) and each method, a fresh subprocess builds see
 L2-normalised embeddings (text = normalise(audio of the caption + noise), so the metrics are not
 at chance level) and times one method:
 
-- ``ours``: :func:`bench.metrics.retrieval_metrics` (chunked, both directions).
+- ``ours``: :func:`bench.evaluation.metrics.retrieval_metrics` (chunked, both directions).
 - ``gemm``: the same chunked fp32 GEMMs in both directions with the scores thrown away: the
   physical floor of any exact evaluation from embeddings.
 - ``argsort``: the full-matrix approach of public reference scripts: build the whole score
@@ -78,7 +78,7 @@ def make_embeddings(n_c: int, n_a: int, dim: int, noise: float, seed: int):
 
 
 def run_ours(audio, text, aoc, chunk_size):
-    from bench.metrics import retrieval_metrics
+    from bench.evaluation.metrics import retrieval_metrics
 
     return retrieval_metrics(audio, text, aoc, chunk_size=chunk_size)
 
@@ -86,7 +86,7 @@ def run_ours(audio, text, aoc, chunk_size):
 def run_gemm(audio, text, aoc, chunk_size):
     import torch
 
-    from bench.metrics import DEFAULT_CHUNK_ELEMENTS
+    from bench.evaluation.metrics import DEFAULT_CHUNK_ELEMENTS
 
     n_a, n_c = audio.shape[0], text.shape[0]
     # Same chunk rows as retrieval_metrics uses, so this is its exact GEMM workload.

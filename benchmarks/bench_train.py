@@ -40,10 +40,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from bench.config import build_grid, parse_set_options
-    from bench.registry import get_registry
-    from bench.run import build_components, load_splits
-    from bench.trainer import Trainer, seed_everything
+    from bench.core.config import build_grid, parse_set_options
+    from bench.core.registry import get_registry
+    from bench.runs.run import build_components, load_splits
+    from bench.training.trainer import Trainer, seed_everything
 
     registry = get_registry()
     overrides = {} if args.num_workers is None else {"num_workers": args.num_workers}

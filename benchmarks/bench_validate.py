@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bench.audio import audio_info, load_audio, scan_audio
-from bench.items import Item
-from bench.validate import validate_split_cached
+from bench.data.audio import audio_info, load_audio, scan_audio
+from bench.data.items import Item
+from bench.data.validate import validate_split_cached
 
 SR = 44100
 

@@ -71,7 +71,7 @@ def make_result() -> Callable[..., dict[str, Any]]:
 @pytest.fixture
 def recorded(monkeypatch, tmp_path):
     """Replace the training loop by a recorder of the RunConfigs `bench run` would have run."""
-    import bench.grid
+    import bench.runs.grid
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     calls: list[list] = []
@@ -80,15 +80,15 @@ def recorded(monkeypatch, tmp_path):
         calls.append(list(configs))
         return []
 
-    monkeypatch.setattr(bench.grid, "run_grid", fake_run_grid)
-    # Nothing is built, so the components' disk checks (dataset roots, weights files: bench.preflight)
+    monkeypatch.setattr(bench.runs.grid, "run_grid", fake_run_grid)
+    # Nothing is built, so the components' disk checks (dataset roots, weights files: bench.core.preflight)
     # are not what these tests look at; names, option keys and values are still checked.
-    monkeypatch.setattr("bench.preflight.factory_preflight", lambda factory: None)
+    monkeypatch.setattr("bench.core.preflight.factory_preflight", lambda factory: None)
     return calls
 
 
 def drop_console_handlers() -> None:
-    """Detach bench's console handler (bench.console marks it ``_bench_console``).
+    """Detach bench's console handler (bench.core.console marks it ``_bench_console``).
 
     The CLI binds it to the stderr of the test that ran it; later tests must not write to it.
     """

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.metrics import chance_metrics, retrieval_metrics
-from bench.per_query import outcomes_from_embeddings, sidecar_entry, sidecar_path, write_sidecar
+from bench.evaluation.metrics import chance_metrics, retrieval_metrics
+from bench.evaluation.per_query import outcomes_from_embeddings, sidecar_entry, sidecar_path, write_sidecar
 from tests.conftest import torch_threads
 
 N_AUDIOS = 40

@@ -1,119 +1,90 @@
-"""Structure rules the code base keeps: no import cycles in bench/, no oversized modules.
+"""Structure rules the code base keeps: the layer contracts of pyproject.toml, no oversized modules.
 
-Every import of a bench.* module counts, wherever it sits: a function-level import that only
-dodges an import-time cycle still ties the two modules into one unit that cannot be understood,
-tested or replaced apart.
+The contracts themselves live in ``[tool.importlinter]`` (run by ``lint-imports`` in .ci/run);
+these tests check that they hold here and that they would catch an upward import.
 """
 
 from __future__ import annotations
 
-import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 400
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
+def _lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
+    """``lint-imports`` over the packages that ``tree`` holds (bench/ and bench_plugins/)."""
+    if not LINT_IMPORTS.exists():
+        pytest.skip("import-linter is not installed (pip install -e '.[test]')")
+    return subprocess.run([str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+                          cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=120)
 
 
-def bench_modules() -> dict[str, Path]:
-    return {_module_name(path): path for path in sorted((ROOT / "bench").rglob("*.py"))}
+def _copy_packages(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    shutil.copytree(ROOT / "bench", tree / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "plugins", tree / "bench_plugins", ignore=shutil.ignore_patterns("__pycache__"))
+    return tree
 
 
-def imported_bench_modules(name: str, path: Path, known: set[str]) -> set[str]:
-    """bench.* modules that ``name`` imports anywhere in its source (module- or function-level)."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        targets: list[str] = []
-        if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")
-                anchor = anchor[: len(anchor) - (node.level - 1)]
-                base = ".".join(anchor + ([base] if base else []))
-            # `from bench import trainer` imports the module bench.trainer; `from bench.x import f` imports bench.x.
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names]
-        for target in targets:
-            # `import bench.a.b` names bench.a.b; keep the longest known prefix.
-            while target and target not in known:
-                target = target.rpartition(".")[0]
-            if target and target != name:
-                found.add(target)
-    return found
+def test_the_layer_contracts_hold(tmp_path: Path) -> None:
+    result = _lint_imports(_copy_packages(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 4 kept, 0 broken." in result.stdout
 
 
-def import_graph() -> dict[str, set[str]]:
-    modules = bench_modules()
-    known = set(modules)
-    return {name: imported_bench_modules(name, path, known) for name, path in modules.items()}
+@pytest.mark.parametrize("module, line, broken", [
+    # data sits below evaluation: a function-level import upward still counts.
+    ("bench/data/items.py", "def _up():\n    from bench.evaluation import metrics\n",
+     "bench.data.items -> bench.evaluation.metrics"),
+    # a plugin reaching into the internals instead of bench.toolkit.
+    ("bench_plugins/losses/ntxent.py", "from bench.core import registry\n",
+     "bench_plugins.losses.ntxent -> bench.core.registry"),
+    # the public error module importing an internal one.
+    ("bench/errors.py", "from bench.core import atomic\n", "bench.errors -> bench.core.atomic"),
+])
+def test_a_deliberate_violation_breaks_a_contract(tmp_path: Path, module: str, line: str, broken: str) -> None:
+    tree = _copy_packages(tmp_path)
+    path = tree / module
+    path.write_text(path.read_text(encoding="utf-8") + "\n" + line, encoding="utf-8")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert broken in result.stdout.replace("\n", " "), result.stdout
 
 
-def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan's algorithm)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    components: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        on_stack.add(node)
-        for nxt in sorted(graph.get(node, ())):
-            if nxt not in index:
-                visit(nxt)
-                low[node] = min(low[node], low[nxt])
-            elif nxt in on_stack:
-                low[node] = min(low[node], index[nxt])
-        if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
-            if len(component) > 1:
-                components.append(sorted(component))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return components
+def test_a_cycle_between_sibling_modules_breaks_a_contract(tmp_path: Path) -> None:
+    tree = _copy_packages(tmp_path)
+    path = tree / "bench" / "core" / "atomic.py"
+    path.write_text(path.read_text(encoding="utf-8") + "\nfrom bench.core import array_store\n", encoding="utf-8")
+    result = _lint_imports(tree)
+    assert result.returncode != 0
+    assert "No cycles are allowed in bench.core" in result.stdout
 
 
-def _edges_within(component: list[str], graph: dict[str, set[str]]) -> list[str]:
-    members = set(component)
-    return [f"{a} -> {b}" for a in component for b in sorted(graph[a] & members)]
+def test_only_the_public_api_lies_directly_in_bench() -> None:
+    top = sorted(path.name for path in (ROOT / "bench").glob("*.py"))
+    public = ["__init__.py", "__main__.py", "contracts.py", "errors.py", "hookspecs.py", "options.py", "toolkit.py"]
+    assert top == public
 
 
-def test_the_import_graph_parser_sees_function_level_and_relative_imports(tmp_path: Path) -> None:
-    source = tmp_path / "mod.py"
-    source.write_text("import bench.a\nfrom bench import b\nfrom . import c\n"
-                      "def f():\n    from bench.d import thing\n")
-    known = {"bench", "bench.a", "bench.b", "bench.c", "bench.d", "bench.mod"}
-    assert imported_bench_modules("bench.mod", source, known) == {"bench.a", "bench.b", "bench.c", "bench.d"}
+def test_the_public_names_import() -> None:
+    import bench
+    import bench.toolkit
 
-
-def test_cycle_finder() -> None:
-    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
-    assert find_cycles(graph) == [["a", "b", "c"]]
-
-
-def test_no_import_cycles_in_bench() -> None:
-    graph = import_graph()
-    cycles = find_cycles(graph)
-    detail = "; ".join(", ".join(_edges_within(component, graph)) for component in cycles)
-    assert not cycles, f"import cycles in bench/ (function-level imports count): {detail}"
+    assert bench.ConfigError.__module__ == "bench.errors"
+    assert bench.Gt(0).gt == 0
+    assert callable(bench.read_result) and callable(bench.read_results)
+    for name in bench.toolkit.__all__:
+        assert getattr(bench.toolkit, name) is not None, name
+    with pytest.raises(AttributeError):
+        bench.no_such_name  # noqa: B018
 
 
 def test_no_module_over_400_lines() -> None:

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.array_store import ArrayStore
-from bench.audio_cache import AudioCache
-from bench.cache_dir import cache_path, cache_root
-from bench.embedding_cache import EmbeddingCache
+from bench.core.array_store import ArrayStore
+from bench.core.cache_dir import cache_path, cache_root
+from bench.data.audio_cache import AudioCache
+from bench.evaluation.embedding_cache import EmbeddingCache
 
 
 def test_cache_root_follows_bench_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -25,7 +25,7 @@ def test_cache_root_follows_bench_cache(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 
 def test_every_cache_uses_the_one_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from bench import validate
+    from bench.data import validate
     from bench_plugins.datasets import _synth_generate
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path))
@@ -85,7 +85,7 @@ def test_embedding_and_audio_caches_share_the_store_layout(tmp_path: Path) -> No
 
 
 def test_atomic_write_bytes(tmp_path: Path) -> None:
-    from bench.atomic import atomic_write_bytes
+    from bench.core.atomic import atomic_write_bytes
 
     atomic_write_bytes(tmp_path / "sub" / "f.bin", b"\x00\x01")
     atomic_write_bytes(tmp_path / "sub" / "f.bin", b"\x02")

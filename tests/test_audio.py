@@ -1,4 +1,4 @@
-"""Robustness of bench.audio: every bad file gives a named AudioError, good files decode right."""
+"""Robustness of bench.data.audio: every bad file gives a named AudioError, good files decode right."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.audio import AudioError, audio_info, load_audio, resample
+from bench.data.audio import AudioError, audio_info, load_audio, resample
 from bench.errors import DataError
 
 

@@ -25,7 +25,7 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from bench.cli import main
+from bench.cli.main import main
 from tests.bad_corpus import make_corpus, noise, wav_bytes
 from tests.conftest import drop_console_handlers
 
@@ -310,8 +310,8 @@ CHECKPOINT_KINDS = ["truncated", "foreign", "hostile", "not-bench"]
 @pytest.mark.parametrize("name", ["last.pt", "best.pt"])
 @pytest.mark.parametrize("kind", [*CHECKPOINT_KINDS, "empty"])
 def test_load_checkpoint_says_what_is_wrong_in_one_line(tmp_path, kind, name):
-    from bench.checkpoints import load_checkpoint
     from bench.errors import ConfigError
+    from bench.model.checkpoints import load_checkpoint
 
     path = tmp_path / name
     torch.save({"model": {"w": torch.zeros(2)}, "epoch": 1}, path)
@@ -326,8 +326,8 @@ def test_load_checkpoint_says_what_is_wrong_in_one_line(tmp_path, kind, name):
 
 
 def test_last_pt_without_resume_state_is_named(tmp_path):
-    from bench.checkpoints import load_checkpoint
     from bench.errors import ConfigError
+    from bench.model.checkpoints import load_checkpoint
 
     torch.save({"model": {"w": torch.zeros(2)}}, tmp_path / "best.pt")
     assert set(load_checkpoint(tmp_path / "best.pt")) == {"model"}
@@ -386,7 +386,7 @@ def _bad_embeddings(kind: str, path: Path, original: bytes) -> None:
 @pytest.mark.parametrize("kind", ["truncated", "text", "missing-keys", "pickled"])
 def test_bad_test_embeddings_are_one_line(tmp_path, kind):
     from bench.errors import BenchError
-    from bench.fusion import _load_embeddings
+    from bench.results.fusion import _load_embeddings
 
     path = tmp_path / "test_embeddings.npz"
     with open(path, "wb") as fh:
@@ -468,7 +468,7 @@ COMPONENT_ROWS = {
 @pytest.mark.slow
 @pytest.mark.parametrize("row", list(COMPONENT_ROWS))
 def test_broken_encoder_is_one_line_naming_it(tmp_path, capsys, monkeypatch, row):
-    import bench.registry as registry_module
+    import bench.core.registry as registry_module
     from bench import hookimpl
 
     factory, must_say = COMPONENT_ROWS[row]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import leaderboard_html
+from bench.leaderboard import site as leaderboard_html
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "leaderboard" / "results"

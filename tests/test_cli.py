@@ -1,7 +1,7 @@
 """The command line's handling of user mistakes: exit status 2, one line, no traceback; help and presets.
 
-Commands run in-process through ``bench.cli.main``. Where a test only needs to see what ``bench run``
-would train, ``bench.grid.run_grid`` is replaced by a recorder, so nothing is trained.
+Commands run in-process through ``bench.cli.main.main``. Where a test only needs to see what ``bench run``
+would train, ``bench.runs.grid.run_grid`` is replaced by a recorder, so nothing is trained.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import logging
 
 import pytest
 
-from bench import config as config_mod
-from bench.cli import main
+from bench.cli.main import main
+from bench.core import config as config_mod
 
 
 def error_line(err: str, command: str = "run") -> str:
@@ -33,12 +33,12 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if `bench run` gets as far as training."""
-    import bench.grid
+    import bench.runs.grid
 
     def refuse(configs, *, force=False, registry=None):
         raise AssertionError("bench run reached run_grid: the error should have been raised before any work")
 
-    monkeypatch.setattr(bench.grid, "run_grid", refuse)
+    monkeypatch.setattr(bench.runs.grid, "run_grid", refuse)
 
 
 # -- errors: exit 2, one line -----------------------------------------------------------------------

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from synthetic_runs import make_run
 
-from bench.cli import main
-from bench.compare import compare, load_systems, not_significantly_worse, render, resolve_system
+from bench.cli.main import main
 from bench.errors import ConfigError, DataError
+from bench.results.compare import compare, load_systems, not_significantly_worse, render, resolve_system
 
 FAST = ["--permutations", "1000", "--bootstrap", "1000"]
 

@@ -1,7 +1,7 @@
 """Three identical `bench run` processes started together on one results directory and one cache.
 
 They must end with valid files and exactly one result for the combination: the first trains, the
-others wait on the combination's lock (bench/grid.py) and report it as already done.
+others wait on the combination's lock (bench/runs/grid.py) and report it as already done.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import read_result
+from bench.results.files import read_result
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=4",

@@ -1,4 +1,4 @@
-"""bench.config: --set parsing and coercion, the grid, presets, and the JSON round trip of a RunConfig."""
+"""bench.core.config: --set parsing and coercion, the grid, presets, and the JSON round trip of a RunConfig."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import config as config_mod
 from bench import hookimpl
-from bench.config import (
+from bench.core import config as config_mod
+from bench.core.config import (
     ComponentSpec,
     RunConfig,
     TrainSettings,
@@ -22,8 +22,8 @@ from bench.config import (
     parse_value,
     split_list,
 )
+from bench.core.registry import Registry
 from bench.errors import ConfigError
-from bench.registry import Registry
 
 
 # -- a registry with known factories, so the tests do not depend on the built-in plugins' options --

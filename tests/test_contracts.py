@@ -14,9 +14,9 @@ import torch
 from torch import nn
 
 from bench import contracts, hookimpl
+from bench.core.registry import DISABLE_AUTOLOAD_ENV, Registry
 from bench.errors import ConfigError
-from bench.model import DualEncoder
-from bench.registry import DISABLE_AUTOLOAD_ENV, Registry
+from bench.model.dual_encoder import DualEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 

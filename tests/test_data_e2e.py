@@ -1,7 +1,7 @@
 """End to end through the CLI: real files on disk, broken ones included, from `bench validate` to a result.
 
 Each scenario writes a small dataset in tmp_path in the layout a user would have (a CSV of their
-own, AudioCaps, Clotho, WavCaps) and drives ``bench.cli.main`` in-process, so torch and the text
+own, AudioCaps, Clotho, WavCaps) and drives ``bench.cli.main.main`` in-process, so torch and the text
 encoder load once for the whole file.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.cli import main
+from bench.cli.main import main
 
 FOLDERS = {"train": "development", "val": "validation", "test": "evaluation"}
 # A narrow CNN: these tests are about data handling, and the default widths cost seconds per run.
@@ -248,7 +248,7 @@ def test_skip_that_empties_a_split_is_an_error_not_a_run(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_audiocaps_plus_clotho_trains_and_tests_on_clotho(tmp_path, capsys):
-    from bench.data import SplitData
+    from bench.data.loading import SplitData
     from bench_plugins.datasets.clotho import ClothoDataset
 
     ac = make_audiocaps(tmp_path / "audiocaps", n=4, missing_train=2)
@@ -395,8 +395,8 @@ def test_cached_crops_match_uncached_crops_on_a_common_sample_grid(tmp_path):
     Offsets that are whole samples at both 44.1 kHz and 16 kHz (multiples of 10 ms) line up
     exactly; away from the crop edges (resampling filter support) the two agree to fp16 precision.
     """
-    from bench.audio_cache import AudioCache
-    from bench.data import AudioLoader
+    from bench.data.audio_cache import AudioCache
+    from bench.data.loading import AudioLoader
 
     path = _noise(tmp_path / "clip.wav", seconds=1.5, sr=44100, channels=2, seed=5)
     plain, cached = AudioLoader(None), AudioLoader(AudioCache(tmp_path / "cache" / "audio"))

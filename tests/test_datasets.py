@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.combined import CombinedDataset, check_combination
+from bench.data.combined import CombinedDataset, check_combination
+from bench.data.items import Item
 from bench.errors import ConfigError, DataError
-from bench.items import Item
 from bench_plugins.datasets.audiocaps import AudioCapsDataset, build_audiocaps
 from bench_plugins.datasets.clotho import ClothoDataset, build_clotho
 from bench_plugins.datasets.csv_captions import build_csv

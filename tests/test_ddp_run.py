@@ -1,10 +1,10 @@
 """`bench run` under torchrun: two gloo CPU processes against one process with the same global batch.
 
 What "equivalent" means here. Rank r of W takes indices r, r+W, r+2W, ... of one shared
-permutation (bench.data.EpochSampler), so batch k of rank r holds perm[W*k*B + r :: W] for B
+permutation (bench.data.loading.EpochSampler), so batch k of rank r holds perm[W*k*B + r :: W] for B
 pairs and the union over ranks of batch k is perm[W*k*B : W*(k+1)*B]: exactly the pairs of batch
 k of one process with batch W*B, in another order (rank 0's rows first). The loss gathers the
-global batch on every rank (bench.distributed.gather_batch_for_loss) and the contrastive loss is
+global batch on every rank (bench.model.distributed.gather_batch_for_loss) and the contrastive loss is
 invariant to the order of rows, so each step sees the same loss and, after DDP's averaging, the
 same gradient. What can still differ: BatchNorm in a *trainable* audio encoder normalises with
 per-rank batch statistics. So the comparison freezes the cnn (``cnn.freeze=true``; frozen encoders
@@ -26,7 +26,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.data import EpochSampler, SplitData
+from bench.data.loading import EpochSampler, SplitData
 
 TINY = ["--set", "synthetic.n_train=16", "--set", "synthetic.n_val=8", "--set", "synthetic.n_test=8",
         "--set", "cnn.freeze=true", "--epochs", "2", "--num-workers", "0", "--device", "cpu", "--no-leaderboard",

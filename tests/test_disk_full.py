@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.atomic import DiskFullError, atomic_path
-from bench.cli import main
-from bench.results import read_result, write_result
+from bench.cli.main import main
+from bench.core.atomic import DiskFullError, atomic_path
+from bench.results.files import read_result, write_result
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
-from bench import distributed
-from bench.batch import Batch
+from bench.data.batch import Batch
+from bench.model import distributed
 
 WORLD = 2
 GLOBAL_B = 8

@@ -1,7 +1,7 @@
 """The embedding cache of frozen encoders: same metrics with or without it, hits on the second run,
 keys that follow options / weights / split, atomic and concurrent writes, and the crop policy.
 
-Crop policy (bench.embedding_cache, bench.trainer): a cache entry holds one vector per recording,
+Crop policy (bench.evaluation.embedding_cache, bench.training.trainer): a cache entry holds one vector per recording,
 computed on the *evaluation view* (the clip from its start up to ``max_seconds``). Random training
 crops would need a different vector per crop, which a cache cannot hold. So whenever the audio
 encoder is frozen, training uses the evaluation view too, cached or not: ``TrainPairs.crop_seconds``
@@ -23,10 +23,10 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from bench.cli import main
-from bench.config import ComponentSpec, RunConfig, TrainSettings
-from bench.data import AudioLoader, EvalAudio, SplitData
-from bench.embedding_cache import EmbeddingCache, entry_key, weights_fingerprint
+from bench.cli.main import main
+from bench.core.config import ComponentSpec, RunConfig, TrainSettings
+from bench.data.loading import AudioLoader, EvalAudio, SplitData
+from bench.evaluation.embedding_cache import EmbeddingCache, entry_key, weights_fingerprint
 
 TINY = ["--set", "synthetic.n_train=16", "--set", "synthetic.n_val=8", "--set", "synthetic.n_test=8",
         "--epochs", "1", "--batch-size", "8", "--num-workers", "0", "--device", "cpu", "--no-leaderboard"]
@@ -300,8 +300,8 @@ class FrozenText(nn.Module):
 
 @pytest.mark.parametrize("freeze", [True, False])
 def test_frozen_audio_encoder_trains_on_the_evaluation_view(tmp_path, monkeypatch, freeze):
-    from bench.registry import get_registry
-    from bench.trainer import Components, Trainer
+    from bench.core.registry import get_registry
+    from bench.training.trainer import Components, Trainer
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     rate = 16000

@@ -12,10 +12,10 @@ import soundfile as sf
 import torch
 
 import bench
-from bench.embedding_cache import EmbeddingCache
+from bench.core.registry import Registry
 from bench.errors import ConfigError
-from bench.eval_run import Target, evaluate_target
-from bench.registry import Registry
+from bench.evaluation.embedding_cache import EmbeddingCache
+from bench.runs.eval_run import Target, evaluate_target
 
 TINY_SYNTHETIC = {"synthetic": {"n_train": 4, "n_val": 4, "n_test": 6}}
 CALLS = {"audio": 0, "text": 0}
@@ -97,7 +97,7 @@ def test_fake_model_scored_resampled_and_cached(registry: Registry, tmp_path: Pa
     assert result["timings"]["cache_misses"] == 2
     # The bench-protocol result carries a per-query sidecar that reduces to its metrics; the
     # dcase one does not (its queries are not bench's).
-    from bench.per_query import load_for_result, reduce
+    from bench.evaluation.per_query import load_for_result, reduce
 
     json_path = tmp_path / "results" / f"{result['run_id']}.json"
     assert reduce(load_for_result(result, json_path)) == result["metrics"]
@@ -120,9 +120,9 @@ def test_fake_model_scored_resampled_and_cached(registry: Registry, tmp_path: Pa
 
 
 def test_eval_result_keeps_its_embeddings_for_verify_inspect_and_fuse(registry: Registry, tmp_path: Path) -> None:
-    from bench.fusion import fuse_runs
-    from bench.inspect_run import worst_queries
-    from bench.verify import verify
+    from bench.results.fusion import fuse_runs
+    from bench.results.inspect_run import worst_queries
+    from bench.results.verify import verify
 
     bench_result, laion_result = _eval(registry, tmp_path, protocols=["bench", "laion-clap"])
     stored = Path(bench_result["artifacts"]["test_embeddings"])
@@ -137,7 +137,7 @@ def test_eval_result_keeps_its_embeddings_for_verify_inspect_and_fuse(registry: 
                       results_dir=tmp_path / "results")
     assert fused["metrics"] == bench_result["metrics"]
     # The directory holds no config.json or best.pt: never offered or loaded as a trained run.
-    from bench.run_model import run_directory
+    from bench.model.run_model import run_directory
 
     with pytest.raises(ConfigError, match="no finished run"):
         run_directory(bench_result["run_id"], tmp_path / "runs")
@@ -175,7 +175,7 @@ def _fake_run(runs: Path, run_id: str, audio_encoder: str = "cnn", plugins: dict
 
 
 def test_unknown_run_id_did_you_mean(tmp_path: Path) -> None:
-    from bench.run_model import load_run_model
+    from bench.model.run_model import load_run_model
 
     _fake_run(tmp_path, "20260101-000000-synthetic-cnn-minilm-ntxent-s0-abcdef")
     with pytest.raises(ConfigError, match="did you mean '20260101-000000-synthetic-cnn-minilm-ntxent-s0-abcdef'"):
@@ -183,7 +183,7 @@ def test_unknown_run_id_did_you_mean(tmp_path: Path) -> None:
 
 
 def test_run_with_missing_plugin_names_the_distribution(tmp_path: Path) -> None:
-    from bench.run_model import load_run_model
+    from bench.model.run_model import load_run_model
 
     registry = Registry()
     registry.load_entry_points(autoload=False)
@@ -195,8 +195,8 @@ def test_run_with_missing_plugin_names_the_distribution(tmp_path: Path) -> None:
 
 def test_offline_clap_fails_before_any_data_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture) -> None:
-    from bench.cli import main
-    from bench_plugins.models.clap import hub_cache_dir
+    from bench.cli.main import main
+    from bench_plugins.models._clap_location import hub_cache_dir
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -214,11 +214,11 @@ def test_clap_eval_equals_direct_clap_features(tmp_path: Path, monkeypatch: pyte
     from clap_tiny import save_tiny_clap
     from transformers import ClapModel, ClapProcessor
 
-    from bench.audio import load_audio
-    from bench.cli import main
-    from bench.data import SplitData
-    from bench.metrics import retrieval_metrics
-    from bench.results import read_results
+    from bench.cli.main import main
+    from bench.data.audio import load_audio
+    from bench.data.loading import SplitData
+    from bench.evaluation.metrics import retrieval_metrics
+    from bench.results.files import read_results
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     model_dir = save_tiny_clap(tmp_path / "tiny-clap")
@@ -250,8 +250,8 @@ def test_clap_eval_equals_direct_clap_features(tmp_path: Path, monkeypatch: pyte
 
 @pytest.mark.slow
 def test_finished_run_scored_on_a_csv_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bench.cli import main
-    from bench.results import read_results
+    from bench.cli.main import main
+    from bench.results.files import read_results
 
     monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
     runs, results = tmp_path / "runs", tmp_path / "results"

@@ -173,7 +173,7 @@ def test_mfcc_encoder_ignores_padding(plugin_module) -> None:
 def test_tones_dataset_items_are_duck_typed_and_written_once(plugin_module, tmp_path: Path) -> None:
     import soundfile as sf
 
-    from bench.validate import validate_dataset
+    from bench.data.validate import validate_dataset
 
     tones = plugin_module.build_tones(root=str(tmp_path), seconds=0.5)
     splits = {name: tones.split(name) for name in ("train", "val", "test")}
@@ -269,7 +269,7 @@ def test_notebook_snippet_from_the_page_runs(installed) -> None:
     check = (
         "\nimport math\n"
         "assert type(loss).__name__ == 'SigmoidLoss' and abs(loss.log_scale.exp().item() - 5.0) < 1e-5\n"
-        "from bench.registry import get_registry\n"
+        "from bench.core.registry import get_registry\n"
         "entry = get_registry().get('loss', 'example-sigmoid')\n"
         f"assert (entry.distribution, entry.version) == ({DIST!r}, {_version()!r})\n"
         "try:\n"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import DEFAULT_RESULTS_DIR
-from bench.progress import LogProgress, progress
+from bench.core.config import DEFAULT_RESULTS_DIR
+from bench.core.progress import LogProgress, progress
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def test_short_phases_stay_silent_and_unknown_totals_are_counted(caplog):
 
 
 def test_reuse_line_names_the_result_its_commit_and_force():
-    from bench.grid import reuse_line
+    from bench.runs.grid import reuse_line
 
     result = {"run_id": "r1", "created": "2026-11-22T01:14:41+00:00", "metrics": {"t2a": {"mAP@10": 0.7018}},
               "provenance": {"git_commit": "bf2d7a59a1f587ef", "git_dirty": False}}
@@ -74,7 +74,7 @@ def test_reuse_line_names_the_result_its_commit_and_force():
 
 
 def test_every_command_that_reads_results_defaults_to_runs_results():
-    from bench import cli
+    from bench.cli import main as cli
 
     parser = cli._parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -1,7 +1,7 @@
-"""Late fusion (bench/fusion.py, ``bench fuse``): CombSUM and reciprocal rank fusion.
+"""Late fusion (bench/results/fusion.py, ``bench fuse``): CombSUM and reciprocal rank fusion.
 
 The score functions are checked on small matrices worked out by hand; ``bench fuse`` runs on two
-tiny finished runs (seeds 0 and 1, 12 test recordings) in-process through ``bench.cli.main``.
+tiny finished runs (seeds 0 and 1, 12 test recordings) in-process through ``bench.cli.main.main``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench import leaderboard
-from bench.cli import main
+from bench.cli.main import main
 from bench.errors import ConfigError
-from bench.fusion import competition_ranks, fuse_runs, fuse_scores, minmax_rows
-from bench.metrics import audio_to_text
-from bench.results import read_results, write_result
+from bench.evaluation.metrics import audio_to_text
+from bench.leaderboard import tables as leaderboard
+from bench.results.files import read_results, write_result
+from bench.results.fusion import competition_ranks, fuse_runs, fuse_scores, minmax_rows
 
 TINY = [
     "--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=12",
@@ -244,8 +244,8 @@ def test_weights_must_be_finite_nonnegative_and_not_all_zero(env: Env, runs: dic
 
 @pytest.mark.slow
 def test_fusion_and_its_runs_record_sidecars_that_verify(env: Env, runs: dict[int, dict[str, Any]]) -> None:
-    from bench.per_query import load_for_result, reduce
-    from bench.verify import verify
+    from bench.evaluation.per_query import load_for_result, reduce
+    from bench.results.verify import verify
 
     fused = env.fuse_new(runs[0]["run_id"], runs[1]["run_id"], "--method", "rrf")
     for result in (fused, runs[0], runs[1]):

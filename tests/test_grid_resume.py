@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.cli import main
+from bench.cli.main import main
 
 TINY = ["--set", "synthetic.n_train=16", "--set", "synthetic.n_val=8", "--set", "synthetic.n_test=8",
         "--batch-size", "8", "--num-workers", "0", "--device", "cpu", "--no-leaderboard"]

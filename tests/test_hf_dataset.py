@@ -18,8 +18,8 @@ import soundfile as sf
 
 datasets = pytest.importorskip("datasets", reason="the hf extra is not installed (pip install 'bench[hf]')")
 
-from bench.audio import load_audio  # noqa: E402
-from bench.cli import main  # noqa: E402
+from bench.cli.main import main  # noqa: E402
+from bench.data.audio import load_audio  # noqa: E402
 from bench.errors import ConfigError, DataError  # noqa: E402
 from bench_plugins.datasets.hf import build_huggingface  # noqa: E402
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from synthetic_runs import make_run
 
-from bench.cli import main
-from bench.inspect_run import rank_differences, worst_queries
-from bench.per_query import outcomes_from_npz
+from bench.cli.main import main
+from bench.evaluation.per_query import outcomes_from_npz
+from bench.results.inspect_run import rank_differences, worst_queries
 
 
 def test_worst_queries_rank_and_top_recordings(tmp_path, make_result):

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.launchers import split_launcher_sets, strip_launcher_argv
-from bench.registry import get_registry
-from bench.results import read_result
+from bench.cli.main import main
+from bench.core.registry import get_registry
+from bench.results.files import read_result
+from bench.runs.launchers import split_launcher_sets, strip_launcher_argv
 from tests.conftest import torch_threads
 
 TINY = [
@@ -168,7 +168,7 @@ def test_a_preempted_job_is_requeued_and_ends_with_the_same_metrics(grids, monke
     """USR2 is what Slurm sends before preemption or the time limit (``--signal=USR2@90``)."""
     import submitit
 
-    from bench.grid import config_for_resume
+    from bench.runs.grid import config_for_resume
     from bench_plugins.launchers._slurm_job import CombinationJob
     from bench_plugins.launchers._slurm_submit import make_executor
     from bench_plugins.launchers.slurm import slurm

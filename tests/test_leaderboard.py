@@ -1,4 +1,4 @@
-"""bench.leaderboard: grouping, sorting, formatting, seed aggregation, labels, determinism and --check."""
+"""bench.leaderboard.tables: grouping, sorting, formatting, seed aggregation, labels, determinism and --check."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import statistics
 
 import pytest
 
-from bench import leaderboard
-from bench.cli import main
+from bench.cli.main import main
 from bench.errors import BenchError
-from bench.results import write_result
+from bench.leaderboard import tables as leaderboard
+from bench.results.files import write_result
 
 
 def tables(markdown: str) -> dict[str, list[dict[str, str]]]:
@@ -188,7 +188,7 @@ def test_dataset_table_only_that_benchmark(make_result):
 @pytest.fixture
 def board(tmp_path, make_result, monkeypatch):
     # These hand-made results record no git commit; provenance is tested in test_leaderboard_honest.py.
-    monkeypatch.setattr("bench.reproduce.provenance_problems", lambda results, repo, pinned: [])
+    monkeypatch.setattr("bench.results.reproduce.provenance_problems", lambda results, repo, pinned: [])
     results_dir = tmp_path / "results"
     for result in _varied_results(make_result):
         write_result(result, results_dir)

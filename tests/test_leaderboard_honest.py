@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import leaderboard, per_query, stats
-from bench.cli import main
+from bench.cli.main import main
 from bench.errors import BenchError
-from bench.leaderboard_stats import CI_SEED
-from bench.results import read_results_report, write_result
+from bench.evaluation import per_query
+from bench.leaderboard import tables as leaderboard
+from bench.leaderboard.significance import CI_SEED
+from bench.results import stats
+from bench.results.files import read_results_report, write_result
 from tests.test_leaderboard import only_table, tables
 
 N_AUDIOS, PER_AUDIO = 100, 5  # 500 captions: big enough for no small-split warning, fast tests
@@ -185,7 +187,7 @@ def test_check_fails_on_provenance_problems_and_prints_each(tmp_path, make_resul
     assert any("dirty-run" in line and "uncommitted changes" in line for line in err)
     assert any("unknown-run" in line and "records no git commit" in line for line in err)
     assert "2 result problem(s)" in err[-1] and "Traceback" not in "\n".join(err)
-    monkeypatch.setattr("bench.reproduce.provenance_problems", lambda results, repo, pinned: [])
+    monkeypatch.setattr("bench.results.reproduce.provenance_problems", lambda results, repo, pinned: [])
     assert main(argv) == 0
 
 

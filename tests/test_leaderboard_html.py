@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import leaderboard, leaderboard_html
-from bench.cli import main
+from bench.cli.main import main
 from bench.errors import BenchError
-from bench.leaderboard_run_page import reproduce_command
-from bench.results import write_result
+from bench.leaderboard import site as leaderboard_html
+from bench.leaderboard import tables as leaderboard
+from bench.leaderboard.run_page import reproduce_command
+from bench.results.files import write_result
 from tests.conftest import build_result
 
 COMMITTED = Path(__file__).resolve().parents[1] / "leaderboard" / "results"

@@ -1,4 +1,4 @@
-"""Lifecycle hooks and loggers (bench/lifecycle.py, bench/hookspecs.py), and the run-structure rules
+"""Lifecycle hooks and loggers (bench/runs/lifecycle.py, bench/hookspecs.py), and the run-structure rules
 that come with them: the ``a+b`` dataset syntax parsed once (DatasetSpec), the WavCaps-style
 leakage rule read from dataset metadata, and distill's stage-1 loss option. All fast: no training.
 """
@@ -14,10 +14,10 @@ import pytest
 
 import bench
 from bench import hookspecs
-from bench.combined import CombinedDataset, check_combination
-from bench.config import ComponentSpec, DatasetSpec, RunConfig
+from bench.core.config import ComponentSpec, DatasetSpec, RunConfig
+from bench.data.combined import CombinedDataset, check_combination
 from bench.errors import ConfigError
-from bench.lifecycle import Lifecycle, build_logger
+from bench.runs.lifecycle import Lifecycle, build_logger
 
 
 def plugin_manager() -> pluggy.PluginManager:
@@ -101,7 +101,7 @@ def test_every_lifecycle_hook_has_a_spec() -> None:
 
 
 def test_a_logger_that_cannot_start_is_one_line(monkeypatch) -> None:
-    from bench.registry import get_registry
+    from bench.core.registry import get_registry
 
     registry = get_registry()
     with pytest.raises(ConfigError, match=r"wandb.mode='loud'.*'online', 'offline', 'disabled'"):
@@ -112,7 +112,7 @@ def test_a_logger_that_cannot_start_is_one_line(monkeypatch) -> None:
 
 
 def test_builtin_loggers_are_registered() -> None:
-    from bench.registry import get_registry
+    from bench.core.registry import get_registry
 
     assert {"log_txt", "history_png", "tensorboard", "wandb"} <= set(get_registry().names("logger"))
 
@@ -166,8 +166,8 @@ def _distill_config(**options: Any) -> RunConfig:
 
 
 def test_stage_one_loss_defaults_to_ntxent_and_is_an_option() -> None:
-    from bench.distill import stage_one_config
-    from bench.registry import get_registry
+    from bench.core.registry import get_registry
+    from bench.runs.distill import stage_one_config
 
     registry = get_registry()
     assert stage_one_config(_distill_config(tau=0.1), registry).loss == ComponentSpec("ntxent", {"tau": 0.1})

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import interrupts
-from bench.array_store import ArrayStore
-from bench.cli import main
-from bench.config import ComponentSpec, RunConfig
-from bench.embedding_cache import EmbeddingCache
+from bench.cli.main import main
+from bench.core import interrupts
+from bench.core.array_store import ArrayStore
+from bench.core.config import ComponentSpec, RunConfig
 from bench.errors import ConfigError, DataError
-from bench.grid import claim_combination, latest_run
-from bench.run import claim_run_dir, combination_id, finish_from_results, new_run_id, run_one
+from bench.evaluation.embedding_cache import EmbeddingCache
+from bench.runs.grid import claim_combination, latest_run
+from bench.runs.run import claim_run_dir, combination_id, finish_from_results, new_run_id, run_one
 
 
 def _cfg(tmp_path: Path, seed: int = 0, results: str = "results") -> RunConfig:
@@ -350,7 +350,7 @@ def test_a_signal_during_a_fork_is_delivered_after_it():
 
 
 def test_a_signal_while_workers_start_is_raised_once_they_are_up():
-    from bench.data import DataLoader
+    from bench.data.loading import DataLoader
 
     with interrupts.handling():
         with pytest.raises(interrupts.Interrupted) as caught:

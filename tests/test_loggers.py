@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bench.cli import main
+from bench.cli.main import main
 
 TINY = [
     "--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=12",
@@ -28,12 +28,12 @@ TINY = [
 
 @pytest.fixture
 def no_training(monkeypatch):
-    import bench.grid
+    import bench.runs.grid
 
     def refuse(configs, *, force=False, registry=None):
         raise AssertionError("bench run reached run_grid: the logger should have failed before any work")
 
-    monkeypatch.setattr(bench.grid, "run_grid", refuse)
+    monkeypatch.setattr(bench.runs.grid, "run_grid", refuse)
 
 
 def one_error_line(err: str) -> str:

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from bench import leaderboard, metric_table
 from bench.errors import BenchError
-from bench.metrics import chance_metrics, retrieval_metrics, t2a_ranks
-from bench.results import check_result
+from bench.evaluation import metric_table
+from bench.evaluation.metrics import chance_metrics, retrieval_metrics, t2a_ranks
+from bench.leaderboard import tables as leaderboard
+from bench.results.files import check_result
 
 
 @pytest.fixture

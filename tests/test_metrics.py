@@ -1,4 +1,4 @@
-"""bench.metrics held against a literal per-query implementation of docs/metrics.md."""
+"""bench.evaluation.metrics held against a literal per-query implementation of docs/metrics.md."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bench.errors import DataError
-from bench.metrics import (
+from bench.evaluation.metrics import (
     A2T_KEYS,
     METRIC_KEYS,
     T2A_KEYS,

@@ -9,9 +9,8 @@ from typing import Annotated, Literal
 import pytest
 
 from bench import hookimpl
-from bench.config import TrainSettings
-from bench.errors import ConfigError
-from bench.options import (
+from bench.core.config import TrainSettings
+from bench.core.option_values import (
     EMPTY,
     Ge,
     Gt,
@@ -24,7 +23,8 @@ from bench.options import (
     describe,
     option_types,
 )
-from bench.registry import Registry
+from bench.core.registry import Registry
+from bench.errors import ConfigError
 
 Mode = Literal["random", "full", "semihard", "hard"]
 

@@ -19,9 +19,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench.config import ComponentSpec, RunConfig, TrainSettings
-from bench.data import SplitData
-from bench.trainer import Components, Trainer
+from bench.core.config import ComponentSpec, RunConfig, TrainSettings
+from bench.data.loading import SplitData
+from bench.training.trainer import Components, Trainer
 from bench_plugins.losses.ntxent import build_ntxent
 
 SAMPLE_RATE = 8000

@@ -1,4 +1,4 @@
-"""Per-query outcomes: they reduce to bench.metrics' numbers exactly; the sidecar is safe to trust."""
+"""Per-query outcomes: they reduce to bench.evaluation.metrics' numbers exactly; the sidecar is safe to trust."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bench.errors import ConfigError, DataError
-from bench.metrics import audio_to_text, retrieval_metrics, text_to_audio
-from bench.per_query import (
+from bench.evaluation.metrics import audio_to_text, retrieval_metrics, text_to_audio
+from bench.evaluation.per_query import (
     Outcomes,
     align,
     load_for_result,

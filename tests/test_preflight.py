@@ -1,4 +1,4 @@
-"""Fail fast and all at once (issue 17, item 3): bench.preflight checks a whole request before torch.
+"""Fail fast and all at once (issue 17, item 3): bench.core.preflight checks a whole request before torch.
 
 Every problem of a request is reported in one list, one line each, exit status 2, and nothing is
 written: no run directory, no result.
@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from bench import hookimpl
-from bench.cli import main
-from bench.preflight import PreflightError, component_problems, request_problems
-from bench.registry import Registry, get_registry
+from bench.cli.main import main
+from bench.core.preflight import PreflightError, component_problems, request_problems
+from bench.core.registry import Registry, get_registry
 from bench_plugins.datasets._preflight import preflight_clotho, preflight_csv
 from bench_plugins.encoders.passt import preflight_passt
 from bench_plugins.encoders.text import preflight_hf
@@ -165,7 +165,7 @@ def test_time_to_error_of_the_salsa_preset_without_torch(tmp_path):
     """The measured number of issue 17: a missing dataset root fails in well under 5 s, torch unimported."""
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), "HF_HOME": str(tmp_path / "hf"),
            "HF_HUB_OFFLINE": "1", "BENCH_CACHE": str(tmp_path / "cache")}
-    script = ("import sys; from bench.cli import main; "
+    script = ("import sys; from bench.cli.main import main; "
               "code = main(['run', '--preset', 'salsa-clotho', '--set', 'clotho.root=/nonexistent', "
               f"'--runs-dir', {str(tmp_path / 'runs')!r}]); "
               "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)")
@@ -179,7 +179,7 @@ def test_time_to_error_of_the_salsa_preset_without_torch(tmp_path):
 
 
 def test_missing_package_finds_without_importing_and_says_how_to_install() -> None:
-    from bench.preflight import missing_package
+    from bench.core.preflight import missing_package
 
     assert missing_package("json", "json") == []
     assert missing_package("no_such_module_for_bench", "'bench[extra]'") == [

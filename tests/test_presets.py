@@ -1,6 +1,6 @@
 """The presets that ship with bench: the paper recipe ``salsa-clotho`` and the ``passt-synthetic-smoke`` check.
 
-``bench run --preset NAME`` is parsed through the real command line with ``bench.grid.run_grid``
+``bench run --preset NAME`` is parsed through the real command line with ``bench.runs.grid.run_grid``
 replaced by a recorder, so the resolved :class:`RunConfig` objects are inspected and nothing trains.
 Building the grid validates every component name and option against the registry (without
 building a component), so a preset that names a wrong option fails here.
@@ -12,9 +12,9 @@ import dataclasses
 
 import pytest
 
-from bench import config as config_mod
-from bench.cli import main
-from bench.config import TrainSettings, config_from_json, config_to_json
+from bench.cli.main import main
+from bench.core import config as config_mod
+from bench.core.config import TrainSettings, config_from_json, config_to_json
 
 # The reference recipe (arXiv:2408.11641, OptimusPrimus/salsa experiments/ex_dcase24.py): the values
 # the salsa-clotho preset must resolve to.
@@ -63,7 +63,7 @@ def test_salsa_preset_file_uses_only_known_keys():
     preset = config_mod.load_preset("salsa-clotho")
     assert preset["path"].endswith("bench/presets/salsa-clotho.toml")
     train_keys = set(TrainSettings.keys())
-    from bench.cli_run import RUN_KEYS, TRAIN_FLAGS
+    from bench.cli.run import RUN_KEYS, TRAIN_FLAGS
 
     assert set(preset["run"]) <= set(RUN_KEYS) | set(TRAIN_FLAGS) | train_keys
     # The root of the user's Clotho copy is theirs to give, never baked into a shipped preset.

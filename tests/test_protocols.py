@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bench.errors import ConfigError
-from bench.metrics import retrieval_metrics
-from bench.protocols import check_protocol, dcase_queries, laion_clap_metrics, protocol_metrics
+from bench.evaluation.metrics import retrieval_metrics
+from bench.evaluation.protocols import check_protocol, dcase_queries, laion_clap_metrics, protocol_metrics
 
 # LAION-CLAP case: two recordings with five captions each. Rows: recordings; columns: captions 0..9.
 A2T = torch.tensor([

@@ -1,6 +1,6 @@
 """The top-k path of a2t ranking (many relevant captions) equals the one-pass-per-slot path exactly.
 
-bench.ranks switches from one counting pass per relevant slot to one topk(10) pass plus a
+bench.evaluation.ranks switches from one counting pass per relevant slot to one topk(10) pass plus a
 counting pass on the rows that need it when audios have more than FEW_RELEVANT captions. Both
 paths must give the same first positions and AP@10 bit for bit, ties included (pessimistic rule).
 """
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench import ranks
-from bench.ranks import a2t_ranks, caption_table
+from bench.evaluation import ranks
+from bench.evaluation.ranks import a2t_ranks, caption_table
 
 
 def _both(monkeypatch, scores, aoc, n_audios):
@@ -62,7 +62,7 @@ def test_topk_path_is_taken_and_exact_on_a_hand_case(monkeypatch):
 
 
 def test_embeddings_with_nan_are_still_refused():
-    from bench.metrics import MetricInputError, retrieval_metrics
+    from bench.evaluation.metrics import MetricInputError, retrieval_metrics
 
     audio = torch.eye(4)
     text = torch.eye(4)[[0, 1, 2, 3, 0]].clone()

@@ -19,8 +19,8 @@ import pytest
 
 import bench
 from bench import hookimpl
+from bench.core.registry import DISABLE_AUTOLOAD_ENV, Registry, factory_options
 from bench.errors import ConfigError
-from bench.registry import DISABLE_AUTOLOAD_ENV, Registry, factory_options
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -324,7 +324,7 @@ def test_disable_autoload_env_hides_third_party_plugins(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_bench_ls_does_not_import_torch(tmp_path: Path) -> None:
     site = write_site(tmp_path / "site")
-    code = "import sys, bench.cli; bench.cli.main(['ls']); print('torch' in sys.modules)"
+    code = "import sys, bench.cli.main; bench.cli.main.main(['ls']); print('torch' in sys.modules)"
     for env in (_env(), _env(site)):
         proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr

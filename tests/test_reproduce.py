@@ -1,4 +1,4 @@
-"""Committed results must come from clean trees and from the current code (bench.reproduce)."""
+"""Committed results must come from clean trees and from the current code (bench.results.reproduce)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from bench.errors import ConfigError
-from bench.reproduce import code_differs, load_pinned, matching_committed, metric_mismatches, provenance_problems
+from bench.results.reproduce import (
+    code_differs,
+    load_pinned,
+    matching_committed,
+    metric_mismatches,
+    provenance_problems,
+)
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from bench.cli import _parser
-from bench.config import split_list
-from bench.options import parse_set_options
-from bench.protocols import check_protocol
-from bench.registry import Registry
+from bench.cli.main import _parser
+from bench.core.config import split_list
+from bench.core.option_values import parse_set_options
+from bench.core.registry import Registry
+from bench.evaluation.protocols import check_protocol
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "reproduce.md"
 

@@ -1,4 +1,4 @@
-"""bench.results: the write/read round trip, immutability, atomicity and errors that name the file."""
+"""bench.results.files: the write/read round trip, immutability, atomicity and errors that name the file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import pytest
 
 from bench.errors import BenchError
-from bench.results import (
+from bench.results.files import (
     REQUIRED_FIELDS,
     SCHEMA_VERSION,
     atomic_write_text,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.results import read_result
+from bench.cli.main import main
+from bench.results.files import read_result
 from tests.conftest import drop_console_handlers
 
 pytestmark = pytest.mark.slow
@@ -95,8 +95,8 @@ def test_grid_runs_every_combination(runs):
 def test_result_metrics_are_what_its_sidecar_reduces_to_and_it_verifies(runs, tmp_path):
     import shutil
 
-    from bench.per_query import load_for_result, reduce
-    from bench.verify import verify
+    from bench.evaluation.per_query import load_for_result, reduce
+    from bench.results.verify import verify
 
     result = runs["first"]
     path = Path(result["artifacts"]["run_dir"]).parents[1] / "grid" / f"{result['run_id']}.json"

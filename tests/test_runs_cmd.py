@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.retention import apply_retention, human_size, policy_of, removable, run_summary
+from bench.cli.main import main
+from bench.runs.retention import apply_retention, human_size, policy_of, removable, run_summary
 
 
 def make_run(runs: Path, run_id: str, *, finished: bool, keep: str | None = "best", t2a: float = 0.5,

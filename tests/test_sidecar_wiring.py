@@ -9,14 +9,21 @@ import numpy as np
 import pytest
 from synthetic_runs import make_run
 
-from bench import cli_compare, stats
-from bench.cli import main
-from bench.config import DEFAULT_RESULTS_DIR
+from bench.cli import compare as cli_compare
+from bench.cli.main import main
+from bench.core.config import DEFAULT_RESULTS_DIR
 from bench.errors import DataError
-from bench.metrics import retrieval_metrics
-from bench.per_query import attach_sidecar, load_for_result, outcomes_from_embeddings, reduce, write_per_query
-from bench.results import read_result, write_result
-from bench.verify import backfill_sidecar, verify
+from bench.evaluation.metrics import retrieval_metrics
+from bench.evaluation.per_query import (
+    attach_sidecar,
+    load_for_result,
+    outcomes_from_embeddings,
+    reduce,
+    write_per_query,
+)
+from bench.results import stats
+from bench.results.files import read_result, write_result
+from bench.results.verify import backfill_sidecar, verify
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import main
-from bench.results import read_result
+from bench.cli.main import main
+from bench.results.files import read_result
 from tests.conftest import torch_threads
 
 SCRIPT = Path(__file__).with_name("slurm_single_node.sh")

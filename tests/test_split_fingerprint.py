@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-import bench.data
-from bench.data import SplitData
+import bench.data.loading
+from bench.data.loading import SplitData
 
 
 def _split(n: int = 4) -> SplitData:
@@ -26,7 +26,7 @@ def test_fingerprint_is_hashed_once(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(1)
         return real(*args)
 
-    monkeypatch.setattr(bench.data.hashlib, "sha256", counting_sha256)
+    monkeypatch.setattr(bench.data.loading.hashlib, "sha256", counting_sha256)
     split = _split()
     first = split.fingerprint()
     assert [split.fingerprint() for _ in range(5)] == [first] * 5

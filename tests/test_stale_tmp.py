@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.atomic import atomic_path, remove_stale_temps
+from bench.core.atomic import atomic_path, remove_stale_temps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_a_live_writers_temp_file_is_kept_however_old(tmp_path):
 
 WRITER = """
 import sys, time
-from bench.atomic import atomic_path
+from bench.core.atomic import atomic_path
 with atomic_path(sys.argv[1]) as tmp:
     open(tmp, "wb").write(b"partial")
     print(tmp, flush=True)

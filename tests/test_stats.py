@@ -1,4 +1,4 @@
-"""bench.stats held against brute force and against scipy called directly."""
+"""bench.results.stats held against brute force and against scipy called directly."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from bench import stats
-from bench.per_query import outcomes_from_scores, reduce
+from bench.evaluation.per_query import outcomes_from_scores, reduce
+from bench.results import stats
 
 
 def brute_force_p(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,4 +1,4 @@
-"""The teacher store of ensemble distillation (bench/teachers.py).
+"""The teacher store of ensemble distillation (bench/training/teachers.py).
 
 The store keeps each teacher's projected embeddings of the training split on disk, keyed by
 position (item index for audio, pair index for captions), never by caption text: Clotho has the
@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.array_store import ArrayStore
-from bench.cli import main
-from bench.data import SplitData
+from bench.cli.main import main
+from bench.core.array_store import ArrayStore
+from bench.core.registry import get_registry
+from bench.data.loading import SplitData
 from bench.errors import BenchError, ConfigError
-from bench.registry import get_registry
-from bench.teachers import TeacherEmbeddings, TeacherEnsemble, build_store, load_ensemble, store_directory
+from bench.training.teachers import TeacherEmbeddings, TeacherEnsemble, build_store, load_ensemble, store_directory
 
 DATASET = {"n_train": 8, "n_val": 4, "n_test": 12}
 TINY = [
@@ -99,9 +99,9 @@ def write_store(directory: Path, split: SplitData, offset: float) -> None:
 
 
 def teacher_model(run_dir: Path) -> Any:
-    """The teacher's best checkpoint in a DualEncoder, built here independently of bench.teachers."""
-    from bench.config import config_from_json
-    from bench.model import DualEncoder
+    """The teacher's best checkpoint in a DualEncoder, built here independently of bench.training.teachers."""
+    from bench.core.config import config_from_json
+    from bench.model.dual_encoder import DualEncoder
 
     registry = get_registry()
     cfg = config_from_json(json.loads((run_dir / "config.json").read_text())["config"])
@@ -155,7 +155,7 @@ def test_empty_ensemble_is_refused() -> None:
 # -- building the store ----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_store_holds_the_teachers_embeddings_per_pair(teacher: Path, twin_store: Path, twin_split: SplitData) -> None:
-    from bench.audio import load_audio
+    from bench.data.audio import load_audio
 
     assert twin_store == store_directory(teacher, twin_split) == teacher / "teacher_store" / twin_split.fingerprint()
     meta = json.loads((twin_store / "meta.json").read_text())
@@ -188,14 +188,14 @@ def test_store_holds_the_teachers_embeddings_per_pair(teacher: Path, twin_store:
 @pytest.mark.slow
 def test_store_is_reused_without_recomputing(teacher: Path, twin_store: Path, twin_split: SplitData,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import bench.evaluate
+    import bench.evaluation.evaluate
 
     stamps = {p.name: p.stat().st_mtime_ns for p in twin_store.iterdir()}
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the teacher store was computed again")
 
-    monkeypatch.setattr(bench.evaluate, "embed_split", refuse)
+    monkeypatch.setattr(bench.evaluation.evaluate, "embed_split", refuse)
     assert build_store(teacher, twin_split, registry=get_registry(), **BUILD) == twin_store
     ensemble = load_ensemble([teacher, teacher], twin_split, registry=get_registry(), **BUILD)
     assert len(ensemble) == 2 and ensemble.run_ids == [teacher.name, teacher.name]
@@ -243,7 +243,7 @@ def test_teacher_without_checkpoint_is_a_clear_error(tmp_path: Path, train_split
 def test_store_reads_a_frozen_teacher_tower_from_the_embedding_cache(teacher: Path, train_split: SplitData,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The teacher run cached its frozen MiniLM outputs for this training split; the store reuses them."""
-    import bench.evaluate
+    import bench.evaluation.evaluate
 
     store = store_directory(teacher, train_split)
     if store.exists():
@@ -252,6 +252,6 @@ def test_store_reads_a_frozen_teacher_tower_from_the_embedding_cache(teacher: Pa
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the frozen text encoder ran again")
 
-    monkeypatch.setattr(bench.evaluate, "text_features", refuse)
+    monkeypatch.setattr(bench.evaluation.evaluate, "text_features", refuse)
     assert build_store(teacher, train_split, registry=get_registry(), **BUILD) == store
     assert np.load(store / "text.npy").shape[0] == train_split.n_captions

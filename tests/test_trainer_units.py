@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench.data import EpochSampler, SplitData, stable_uniform
+from bench.data.items import Item
+from bench.data.loading import EpochSampler, SplitData, stable_uniform
 from bench.errors import ConfigError, DataError
-from bench.items import Item
-from bench.model import DualEncoder, parameter_groups
-from bench.trainer import amp_dtype, autocast_factory, lr_factor, select_device
+from bench.model.dual_encoder import DualEncoder, parameter_groups
+from bench.training.trainer import amp_dtype, autocast_factory, lr_factor, select_device
 
 CUDA = torch.cuda.is_available()
 

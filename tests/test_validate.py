@@ -1,4 +1,4 @@
-"""bench.validate: every bad entry named with its reason; policy; manifest cache; audio cache."""
+"""bench.data.validate: every bad entry named with its reason; policy; manifest cache; audio cache."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.audio_cache import AudioCache
-from bench.errors import ConfigError, DataError
-from bench.items import Item
-from bench.validate import (
+from bench.data.audio_cache import AudioCache
+from bench.data.items import Item
+from bench.data.validate import (
     BadEntry,
     apply_policy,
     check_caption,
@@ -21,6 +20,7 @@ from bench.validate import (
     validate_split,
     validate_split_cached,
 )
+from bench.errors import ConfigError, DataError
 
 
 def _wav(path: Path, seconds: float = 0.2, sr: int = 16000, channels: int = 1, subtype: str = "PCM_16",
@@ -192,7 +192,7 @@ def test_audio_cache_roundtrip_and_invalidation(tmp_path):
     assert a.dtype == np.float32 and a.shape == (16000,) and cache.misses == 1
     b = cache.load(src, 32000, max_seconds=0.5)
     assert cache.hits == 1 and np.array_equal(a, b)
-    from bench.audio import load_audio
+    from bench.data.audio import load_audio
 
     ref = load_audio(src, 32000, max_seconds=0.5)
     assert np.max(np.abs(a - ref)) < 1e-3  # float16 storage
@@ -210,7 +210,7 @@ def test_audio_cache_roundtrip_and_invalidation(tmp_path):
 
 
 def test_audio_cache_propagates_audio_errors(tmp_path):
-    from bench.audio import AudioError
+    from bench.data.audio import AudioError
 
     cache = AudioCache(tmp_path / "cache")
     with pytest.raises(AudioError, match="not found"):
@@ -228,7 +228,7 @@ def test_audio_cache_concurrent_processes(tmp_path):
 
     srcs = [_wav(tmp_path / f"s{i}.wav", seconds=0.5, sr=44100) for i in range(4)]
     code = ("import sys, numpy as np\n"
-            "from bench.audio_cache import AudioCache\n"
+            "from bench.data.audio_cache import AudioCache\n"
             "c = AudioCache(sys.argv[1])\n"
             "print(sum(float(np.abs(c.load(p, 32000)).sum()) for p in sys.argv[2:]))\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -270,7 +270,7 @@ class _TwoSplits:
 def test_cross_split_copy_leaves_the_later_splits_stats(tmp_path, cached):
     # A train clip copied into test is a bad test entry (on_leak="error"); test's durations,
     # rates and caption counts must then describe only its usable items, as its usable count does.
-    from bench.audio_checks import ValidationOptions
+    from bench.data.audio_checks import ValidationOptions
 
     root = tmp_path / "d"
     train = [_item(root, "t0.wav"), _item(root, "t1.wav")]

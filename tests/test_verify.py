@@ -7,9 +7,9 @@ import json
 import pytest
 from synthetic_runs import make_run
 
-from bench.cli import main
+from bench.cli.main import main
 from bench.errors import DataError
-from bench.verify import verify, verify_dir
+from bench.results.verify import verify, verify_dir
 
 
 def test_consistent_result_verifies_from_embeddings_and_sidecar(tmp_path, make_result):

@@ -17,7 +17,7 @@ import pytest
 
 yaml = pytest.importorskip("yaml", reason="PyYAML is not installed")
 
-from bench.cli import _parser  # noqa: E402
+from bench.cli.main import _parser  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "leaderboard.yml"

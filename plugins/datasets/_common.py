@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError, DataError
-from bench.items import Item
-from bench.validate import BadEntry, check_on_error, format_bad, validate_split
+from bench.toolkit import BadEntry, Item, check_on_error, format_bad, validate_split
 
 SPLITS = ("train", "val", "test")
 

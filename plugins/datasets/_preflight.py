@@ -1,4 +1,4 @@
-"""Cheap, torch-free checks of the file-based datasets for ``bench.preflight``.
+"""Cheap, torch-free checks of the file-based datasets for ``bench.core.preflight``.
 
 Each ``preflight_*`` takes the dataset factory's options and returns one line per problem: the
 root that does not exist, the caption files that are missing. Only the standard library, so a

@@ -43,8 +43,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import as_disk_full
 from bench.errors import DataError
+from bench.toolkit import as_disk_full
 from bench_plugins.datasets._synth_events import SAMPLE_RATE, ClipSpec, render_clip, sample_clip
 
 GENERATOR_VERSION = 2
@@ -75,8 +75,8 @@ def fingerprint(n_train: int, n_val: int, n_test: int, seed: int) -> str:
 
 
 def default_root(fp: str) -> Path:
-    """``synthetic/<fp>`` under bench's cache root (:func:`bench.cache_dir.cache_root`)."""
-    from bench.cache_dir import SYNTHETIC, cache_path
+    """``synthetic/<fp>`` under bench's cache root (:func:`bench.core.cache_dir.cache_root`)."""
+    from bench.toolkit import SYNTHETIC, cache_path
 
     return cache_path(SYNTHETIC, fp)
 

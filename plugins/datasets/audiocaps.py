@@ -19,10 +19,8 @@ import string
 from typing import Any, Literal
 
 from bench import hookimpl
-from bench.audio_checks import attach_validation
 from bench.errors import ConfigError
-from bench.items import Item
-from bench.validate import BadEntry
+from bench.toolkit import BadEntry, Item, attach_validation
 from bench_plugins.datasets._common import CaptionDataset, read_csv
 
 COLUMNS = ("audiocap_id", "youtube_id", "start_time", "caption")
@@ -133,6 +131,6 @@ class AudioCapsDataset(CaptionDataset):
         return items, bad, None
 
 
-from bench_plugins.datasets._preflight import preflight_audiocaps  # noqa: E402  (cheap checks, bench.preflight)
+from bench_plugins.datasets._preflight import preflight_audiocaps  # noqa: E402  (cheap checks, bench.core.preflight)
 
 build_audiocaps.preflight = preflight_audiocaps  # type: ignore[attr-defined]

@@ -15,10 +15,8 @@ import os
 from typing import Any, Literal
 
 from bench import hookimpl
-from bench.audio_checks import attach_validation
 from bench.errors import ConfigError
-from bench.items import Item
-from bench.validate import BadEntry
+from bench.toolkit import BadEntry, Item, attach_validation
 from bench_plugins.datasets._common import CaptionDataset, read_csv
 
 # Only the standard library and bench's light modules are imported here (no numpy), so the
@@ -54,14 +52,14 @@ def _bad_name(name: str) -> str | None:
 
 
 class ClothoDataset(CaptionDataset):
-    """ClothoV2 at ``root``; ``split(name)`` returns :class:`bench.items.Item` lists.
+    """ClothoV2 at ``root``; ``split(name)`` returns :class:`bench.data.items.Item` lists.
 
     ``audio_id`` is the wav file name, ``captions`` its five captions, ``meta`` the row of
     ``clotho_metadata_<folder>.csv`` (e.g. ``sound_id``) when that file exists.
     """
 
     name = "clotho"
-    has_eval_splits = True  # others declare contains_eval_audio_of = ("clotho",) (bench.combined)
+    has_eval_splits = True  # others declare contains_eval_audio_of = ("clotho",) (bench.data.combined)
 
     def __init__(self, root: str | os.PathLike[str], on_error: str = "raise") -> None:
         super().__init__(root, on_error)
@@ -107,6 +105,6 @@ class ClothoDataset(CaptionDataset):
         return items, bad, N_CAPTIONS
 
 
-from bench_plugins.datasets._preflight import preflight_clotho  # noqa: E402  (cheap checks, bench.preflight)
+from bench_plugins.datasets._preflight import preflight_clotho  # noqa: E402  (cheap checks, bench.core.preflight)
 
 build_clotho.preflight = preflight_clotho  # type: ignore[attr-defined]

@@ -11,10 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import hookimpl
-from bench.audio_checks import attach_validation
 from bench.errors import ConfigError
-from bench.items import Item
-from bench.validate import BadEntry
+from bench.toolkit import BadEntry, Item, attach_validation
 from bench_plugins.datasets._common import SPLITS, CaptionDataset, read_csv
 
 COLUMNS = ("file_name", "caption", "split")
@@ -97,6 +95,6 @@ class CsvCaptionsDataset(CaptionDataset):
         return list(items), list(bad), None
 
 
-from bench_plugins.datasets._preflight import preflight_csv  # noqa: E402  (cheap checks, bench.preflight)
+from bench_plugins.datasets._preflight import preflight_csv  # noqa: E402  (cheap checks, bench.core.preflight)
 
 build_csv.preflight = preflight_csv  # type: ignore[attr-defined]

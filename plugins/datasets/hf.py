@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import hookimpl
-from bench.preflight import missing_package
+from bench.toolkit import missing_package
 
 DEFAULT_SPLITS = {
     "train": ("train", "development", "dev"),
@@ -81,7 +81,7 @@ def _looks_local(path: str) -> bool:
 
 
 def preflight(path: str = "", split_map: str = "", **_: Any) -> list[str]:
-    """Torch-free checks for ``bench.preflight``: the package, the path and the split map, before any work."""
+    """Torch-free checks for ``bench.core.preflight``: the package, the path and the split map, before any work."""
     from bench.errors import ConfigError
 
     problems = missing_package("datasets", "'bench[hf]'")
@@ -164,7 +164,7 @@ class HuggingFaceDataset:
         self.split_names = {ours: self._dataset_split(ours, split_map.get(ours)) for ours in DEFAULT_SPLITS}
         fingerprint = hashlib.sha256(repr((audio_column, caption_columns, id_column, sorted(
             (s, self.data[s]._fingerprint) for s in self.split_names.values()))).encode()).hexdigest()[:16]
-        from bench.cache_dir import cache_path
+        from bench.toolkit import cache_path
 
         reader = self
 
@@ -219,7 +219,7 @@ class HuggingFaceDataset:
 
     def _audio_file(self, value: Any, theirs: str, row: int, root: Path) -> tuple[Path | None, str | None]:
         """Where row ``row``'s audio is on disk (written from its bytes if needed), or why there is none."""
-        from bench.atomic import atomic_write_bytes
+        from bench.toolkit import atomic_write_bytes
 
         if isinstance(value, str):
             value = {"bytes": None, "path": value}
@@ -247,8 +247,7 @@ class HuggingFaceDataset:
         return path, None
 
     def _materialise(self, ours: str, root: Path) -> tuple[list[Any], list[Any]]:
-        from bench.items import Item
-        from bench.validate import BadEntry
+        from bench.toolkit import BadEntry, Item
 
         theirs = self.split_names[ours]
         split = self._columns(theirs)

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from bench import hookimpl
-from bench.audio_checks import attach_validation
 from bench.options import Ge
+from bench.toolkit import attach_validation
 
 Count = Annotated[int, Ge(1)]  # checked by the registry (bench.options)
 

@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench import hookimpl
-from bench.audio_checks import attach_validation
 from bench.errors import ConfigError, DataError
-from bench.items import Item
-from bench.validate import BadEntry
+from bench.toolkit import BadEntry, Item, attach_validation
 from bench_plugins.datasets._common import CaptionDataset, read_text
 
 JSON_FILES = {
@@ -186,6 +184,6 @@ class WavCapsDataset(CaptionDataset):
         return items, bad, 1
 
 
-from bench_plugins.datasets._preflight import preflight_wavcaps  # noqa: E402  (cheap checks, bench.preflight)
+from bench_plugins.datasets._preflight import preflight_wavcaps  # noqa: E402  (cheap checks, bench.core.preflight)
 
 build_wavcaps.preflight = preflight_wavcaps  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from bench import hookimpl
 from bench.errors import ConfigError
 from bench.options import Ge, Gt
-from bench.preflight import missing_package
+from bench.toolkit import missing_package
 
 __all__ = ["ARCHS", "PasstArch", "build_passt", "checkpoint_cache_path", "register_audio_encoders"]
 
@@ -185,7 +185,7 @@ def _hub_checkpoints_dir() -> str:
 
 def preflight_passt(arch: str = "passt_s_p16_s16_128_ap468", pretrained: bool = True, checkpoint: str | None = None,
                     window_seconds: float | None = None, **_: Any) -> list[str]:
-    """The factory's cheap checks without torch (bench.preflight): arch, weights file, the passt extra."""
+    """The factory's cheap checks without torch (bench.core.preflight): arch, weights file, the passt extra."""
     if arch not in ARCHS:
         return [f"passt: unknown arch {arch!r}; valid archs: {', '.join(ARCHS)} (--set passt.arch=NAME)"]
     spec, problems = ARCHS[arch], []

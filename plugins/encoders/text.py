@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from bench import hookimpl
 from bench.options import Ge, Le
-from bench.preflight import missing_package
+from bench.toolkit import missing_package
 from bench_plugins import _hub as hub
 
 # Checked by the registry (bench.options) before a factory runs.
@@ -54,7 +54,7 @@ def build_hf(
 
 
 def preflight_hf(model: str = "roberta-large", **_: Any) -> list[str]:
-    """Cheap checks of ``hf`` (bench.preflight): transformers installed; the model on disk or downloadable."""
+    """Cheap checks of ``hf`` (bench.core.preflight): transformers installed; the model on disk or downloadable."""
     problems = missing_package("transformers", "transformers")
     if Path(model).expanduser().is_dir():
         if not (Path(model).expanduser() / "config.json").is_file():

@@ -1,1 +1,1 @@
-"""Built-in launchers (``bench run --launcher local|torchrun|slurm``); see :mod:`bench.launchers`."""
+"""Built-in launchers (``bench run --launcher local|torchrun|slurm``); see :mod:`bench.runs.launchers`."""

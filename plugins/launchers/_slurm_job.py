@@ -22,8 +22,7 @@ class CombinationJob:
     def __call__(self) -> dict[str, Any]:
         os.chdir(self.cwd)
         _join_process_group()
-        from bench.console import attach_console
-        from bench.grid import run_grid
+        from bench.toolkit import attach_console, run_grid
 
         attach_console()
         result = run_grid([self.cfg])[0]
@@ -49,6 +48,6 @@ def _join_process_group() -> None:
     if env.num_tasks <= 1:
         return
     submitit.helpers.TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-    from bench.cli_run import _init_distributed
+    from bench.toolkit import join_process_group
 
-    _init_distributed()
+    join_process_group()

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.atomic import atomic_write_text
 from bench.errors import ConfigError
+from bench.toolkit import atomic_write_text
 
 INSTALL_HINT = "--launcher slurm needs submitit: pip install 'bench[slurm]' (or pip install submitit)"
 SUBMISSIONS = "submissions.json"  # in the log folder: which job ran which combination (bench status)
@@ -28,7 +28,7 @@ def _submitit() -> Any:
 
 def grid_id(configs: list[Any]) -> str:
     """The same grid (combinations, seeds, results directory) gets the same id, so the same log folder."""
-    from bench.run import combination_id
+    from bench.toolkit import combination_id
 
     keys = sorted(f"{combination_id(c)}-s{c.seed}" for c in configs)
     payload = json.dumps({"keys": keys, "results": str(Path(configs[0].results_dir).expanduser().resolve())})
@@ -41,8 +41,7 @@ def label(cfg: Any) -> str:
 
 def submit_grid(launcher: Any, configs: list[Any], request: Any) -> None:
     """Submit the unfinished combinations (or print their sbatch script with ``--dry-run``)."""
-    from bench.grid import reuse_line
-    from bench.run import combination_id, find_existing
+    from bench.toolkit import combination_id, find_existing, reuse_line
 
     folder = launcher.log_folder(configs)
     todo = []

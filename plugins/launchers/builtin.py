@@ -16,18 +16,18 @@ class LocalLauncher:
     """Today's grid: every combination in this process, one after another."""
 
     def launch(self, configs: list[Any], request: Any) -> list[dict[str, Any]]:
-        from bench import grid
+        from bench.toolkit import run_grid
 
-        return grid.run_grid(configs, force=request.force)
+        return run_grid(configs, force=request.force)
 
 
 class TorchrunLauncher:
     """Re-execute the same ``bench run`` under torchrun (DDP within this node)."""
 
     def launch(self, configs: list[Any], request: Any) -> list[dict[str, Any]] | None:
-        from bench.cli_run import _relaunch_with_torchrun
+        from bench.toolkit import relaunch_with_torchrun
 
-        _relaunch_with_torchrun(request.args)  # replaces this process
+        relaunch_with_torchrun(request.args)  # replaces this process
         return None  # pragma: no cover
 
 

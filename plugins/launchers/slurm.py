@@ -2,7 +2,7 @@
 
 submitit (https://github.com/facebookincubator/submitit, ``pip install bench[slurm]``) writes the
 sbatch script, submits it, pickles the call and requeues a preempted or timed-out job after
-calling its ``checkpoint()``. Each job calls :func:`bench.grid.run_grid` with its one
+calling its ``checkpoint()``. Each job calls :func:`bench.runs.grid.run_grid` with its one
 combination, so a requeued job resumes from ``last.pt``, a finished one is skipped, and the
 combination's lock keeps a second submission from training it at the same time.
 

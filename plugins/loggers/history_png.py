@@ -32,7 +32,7 @@ def plot_history(result: dict[str, Any], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:  # plotting is a convenience, never a reason to fail a run
         return
-    from bench.atomic import atomic_path
+    from bench.toolkit import atomic_path
 
     history = result.get("history") or []
     if not history:

@@ -12,7 +12,7 @@ from typing import Any
 
 from bench import hookimpl
 from bench.errors import ConfigError
-from bench.preflight import missing_package
+from bench.toolkit import missing_package
 from bench_plugins.loggers._scalars import epoch_scalars, flatten
 
 
@@ -65,7 +65,7 @@ class TensorBoardLogger:
 
 
 def _preflight_tensorboard(**_: Any) -> list[str]:
-    """Torch-free check for bench.preflight: the package is installed (not imported)."""
+    """Torch-free check for bench.core.preflight: the package is installed (not imported)."""
     return missing_package("tensorboard", "'bench[tensorboard]'")
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from bench import hookimpl
 from bench.errors import ConfigError
-from bench.preflight import missing_package
+from bench.toolkit import missing_package
 from bench_plugins.loggers._scalars import epoch_scalars, flatten
 
 Mode = Literal["online", "offline", "disabled"]  # the options layer (bench.options) checks it
@@ -46,7 +46,7 @@ class WandbLogger:
     def on_run_start(self, config: Any, run_dir: Path) -> None:
         import wandb
 
-        from bench.config import config_to_json
+        from bench.toolkit import config_to_json
 
         os.environ["WANDB_DIR"] = str(run_dir)  # W&B's own files stay with the run
         self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, dir=str(run_dir),
@@ -69,7 +69,7 @@ class WandbLogger:
 
 
 def _preflight_wandb(**_: Any) -> list[str]:
-    """Cheap check for bench.preflight: the package is installed (importing wandb takes seconds)."""
+    """Cheap check for bench.core.preflight: the package is installed (importing wandb takes seconds)."""
     return missing_package("wandb", "'bench[wandb]'")
 
 

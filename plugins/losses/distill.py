@@ -25,7 +25,7 @@ def build_distill(w_sup: Annotated[float, Ge(0)] = 0.0, w_dist: Annotated[float,
     ``tau`` is both the student's and the teachers' temperature. The loss reads
     ``batch.teacher_audio`` / ``batch.teacher_text`` ([M, B, D]); it has
     ``requires_teachers = True``. ``stage1_loss`` names the loss of the stage-1 run that
-    ``bench run --loss distill`` trains when no ``--teachers`` are given (bench.distill).
+    ``bench run --loss distill`` trains when no ``--teachers`` are given (bench.runs.distill).
     """
     from bench_plugins.losses._impl import DistillLoss
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError
-from bench_plugins.models.clap import cached_folder, looks_like_path, not_available
+from bench_plugins.models._clap_location import cached_folder, looks_like_path, not_available
 
 
 def _not_available(model: str) -> ConfigError:
@@ -89,7 +89,7 @@ class ClapRetrieval(nn.Module):
     def fingerprint(self) -> str:
         """Weights and preprocessing: what makes two instances the same function (the cache key)."""
         if self._fingerprint is None:
-            from bench.embedding_cache import weights_fingerprint
+            from bench.toolkit import weights_fingerprint
 
             options = {"truncation": self.truncation, "padding": self.padding, "rate": self.sample_rate,
                        "window": self.window_samples, "extractor": self.processor.feature_extractor.to_dict()}
