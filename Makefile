@@ -21,7 +21,7 @@ run: install
 	$(VENV)/bin/bench run --results-dir runs/results
 
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=full $(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

@@ -5,10 +5,20 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+try:  # property-based tests: bounded in `make test-fast`, a longer run in `make test`
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("fast", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("full", max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "fast"))
+except ImportError:  # the test extra brings it; without it the property tests skip at import
+    pass
 
 
 def _metrics(map10: float) -> dict[str, dict[str, float]]:
