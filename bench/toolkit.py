@@ -35,12 +35,11 @@ from bench.core.preflight import missing_package
 from bench.data.audio_checks import attach_validation
 from bench.data.items import Item
 from bench.data.validate import BadEntry, check_on_error, format_bad, validate_split
-from bench.runs.launchers import relaunch_with_torchrun
+from bench.runs.launchers import join_process_group, relaunch_with_torchrun
 
 # name -> module, imported on first use (they import torch).
 _LAZY = {
     "weights_fingerprint": "bench.evaluation.embedding_cache",
-    "join_process_group": "bench.model.distributed",
     "run_grid": "bench.runs.grid", "reuse_line": "bench.runs.grid",
     "combination_id": "bench.runs.run", "find_existing": "bench.runs.run",
 }
@@ -57,5 +56,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "SYNTHETIC", "BadEntry", "Item", "as_disk_full", "atomic_path", "atomic_write_bytes", "atomic_write_text",
     "attach_validation", "cache_path", "check_on_error", "config_to_json", "format_bad", "missing_package",
-    "attach_console", "relaunch_with_torchrun", "validate_split", *_LAZY,
+    "attach_console", "join_process_group", "relaunch_with_torchrun", "validate_split", *_LAZY,
 ]

@@ -129,10 +129,10 @@ def test_distill_without_teachers_trains_stage_one_then_stage_two(self_distilled
 
 
 def test_distill_again_is_skipped(bench: Bench, self_distilled: dict[str, Any]) -> None:
-    results_before = sorted(p.name for p in bench.results.files.iterdir())
+    results_before = sorted(p.name for p in bench.results.iterdir())
     runs_before = sorted(p.name for p in bench.runs.iterdir())
-    assert bench.runs.run("--loss", "distill") == 0
-    assert sorted(p.name for p in bench.results.files.iterdir()) == results_before
+    assert bench.run("--loss", "distill") == 0
+    assert sorted(p.name for p in bench.results.iterdir()) == results_before
     assert sorted(p.name for p in bench.runs.iterdir()) == runs_before
 
 
@@ -177,7 +177,7 @@ def test_student_starts_from_the_teacher_with_its_encoders(bench: Bench, seeds: 
 
 def test_teacher_with_other_encoders_needs_init(bench: Bench, other_encoder: str, capsys) -> None:
     runs_before = sorted(p.name for p in bench.runs.iterdir())
-    assert bench.runs.run("--loss", "distill", "--teachers", other_encoder) == 2
+    assert bench.run("--loss", "distill", "--teachers", other_encoder) == 2
     line = error_line(capsys.readouterr().err)
     assert "--init" in line and "encoders" in line
     assert sorted(p.name for p in bench.runs.iterdir()) == runs_before  # refused before any work
@@ -197,17 +197,17 @@ def test_init_gives_the_student_that_runs_weights(bench: Bench, other_encoder: s
 
 
 def test_unknown_teacher_is_one_line_exit_2(bench: Bench, self_distilled: dict[str, Any], capsys) -> None:
-    assert bench.runs.run("--loss", "distill", "--teachers", "no-such-run") == 2
+    assert bench.run("--loss", "distill", "--teachers", "no-such-run") == 2
     line = error_line(capsys.readouterr().err)
     assert "no-such-run" in line and "--runs-dir" in line
 
 
 def test_unknown_init_is_one_line_exit_2(bench: Bench, other_encoder: str, capsys) -> None:
-    assert bench.runs.run("--loss", "distill", "--teachers", other_encoder, "--init", "no-such-run") == 2
+    assert bench.run("--loss", "distill", "--teachers", other_encoder, "--init", "no-such-run") == 2
     line = error_line(capsys.readouterr().err)
     assert "--init no-such-run" in line
     # The same for a plain run with --init.
-    assert bench.runs.run("--loss", "ntxent", "--seed", "4", "--init", "no-such-run") == 2
+    assert bench.run("--loss", "ntxent", "--seed", "4", "--init", "no-such-run") == 2
     assert "--init no-such-run" in error_line(capsys.readouterr().err)
 
 

@@ -77,13 +77,11 @@ def _preset_value(value: Any) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     """``bench run``: build the grid of configurations, check the loggers, train what is not done."""
     from bench.core.console import attach_console
-    from bench.runs.launchers import relaunch_with_torchrun
+    from bench.runs.launchers import join_process_group, relaunch_with_torchrun
 
     attach_console()  # every line below, including "already done", must reach the terminal
     if args.launcher == "torchrun":
         return relaunch_with_torchrun(args)
-    from bench.model.distributed import join_process_group
-
     join_process_group()
     from bench.core import interrupts
     from bench.core.preflight import PreflightError

@@ -22,7 +22,6 @@ result is the gradient of the mean of the ranks' losses.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from typing import Any
 
@@ -185,14 +184,3 @@ def broadcast_object(obj: Any) -> Any:
     holder = [obj]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
-
-
-def join_process_group() -> None:
-    """Join the process group torchrun set up (WORLD_SIZE > 1); a no-op otherwise."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return
-    if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        dist.init_process_group(backend=backend)

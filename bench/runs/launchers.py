@@ -21,6 +21,7 @@ Contract: ``factory(**options)`` returns an object with
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +104,6 @@ def strip_launcher_argv(argv: list[str], name: str) -> list[str]:
 
 def relaunch_with_torchrun(args: argparse.Namespace) -> int:
     """Replace this process by the same ``bench run`` under torchrun, one process per GPU (or 2 on CPU)."""
-    import os
     import shutil
     import sys
 
@@ -131,3 +131,17 @@ def default_nproc() -> int:
     import torch
 
     return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 2
+
+
+def join_process_group() -> None:
+    """Join the process group torchrun or a scheduler set up (WORLD_SIZE > 1); a no-op, importing no torch, otherwise."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend=backend)
