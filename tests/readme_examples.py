@@ -1,4 +1,4 @@
-"""The README's pasteable packages: find a section, take the files it names, pip-install them offline."""
+"""The docs' pasteable packages: find a section, take the files it names, pip-install them offline."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+PLUGINS_PAGE = ROOT / "docs" / "plugins.md"  # "Writing a plugin", "Writing a logger", "Writing a launcher"
 _FILE_BLOCK = re.compile(r"^`([^`]+)`:\n\n```[a-z]*\n(.*?)^```", re.S | re.M)
 
 
 def readme_section(title: str) -> str:
-    """The README's ``## {title}`` section, up to the next ``## `` heading."""
-    text = README.read_text()
+    """docs/plugins.md's ``## {title}`` section, up to the next ``## `` heading."""
+    text = PLUGINS_PAGE.read_text()
     start = text.index(f"\n## {title}")
     end = text.find("\n## ", start + 5)
     return text[start : end if end > 0 else None]

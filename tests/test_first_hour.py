@@ -85,8 +85,8 @@ def test_every_command_that_reads_results_defaults_to_runs_results():
     assert str(DEFAULT_RESULTS_DIR) == "runs/results"
 
 
-def test_readme_documents_progress_cache_and_disk():
-    readme = (REPO / "README.md").read_text()
+def test_docs_document_progress_cache_and_disk():
+    readme = (REPO / "docs" / "getting-started.md").read_text() + (REPO / "docs" / "usage.md").read_text()
     for needle in ("BENCH_PROGRESS", "BENCH_CACHE", "~/.cache/bench", "train.keep", "bench runs clean --dry-run",
                    "Your first hour"):
         assert needle in readme, needle

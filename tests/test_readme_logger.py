@@ -1,4 +1,4 @@
-"""The README's "Writing a logger" example works when pasted into a new package and installed."""
+"""docs/plugins.md's "Writing a logger" example works when pasted into a new package and installed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The README's "Writing a plugin" example works when pasted into a new package."""
+"""docs/plugins.md's "Writing a plugin" example works when pasted into a new package."""
 
 from __future__ import annotations
 

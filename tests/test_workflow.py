@@ -53,7 +53,7 @@ def test_workflow_parses_and_runs_on_result_changes_and_publishes_from_main():
     assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
     assert any(u.startswith("actions/deploy-pages@") for u in uses)
     install = next(s["run"] for s in jobs["check"]["steps"] if "Install" in s.get("name", ""))
-    assert "whl/cpu" in install and "pip install -e ." in install  # CPU torch, then bench
+    assert "whl/cpu" in install and "pip install -e \".[docs]\"" in install  # CPU torch, then bench with its docs extra
 
 
 def test_every_bench_line_is_a_command_bench_accepts():
@@ -78,5 +78,13 @@ def test_the_workflows_bench_commands_pass_here(tmp_path):
         argv = [str(bench), *(a.replace("_site", str(tmp_path / "site")) for a in shlex.split(line)[1:])]
         done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, f"{line!r} failed here: {done.stderr.strip()[-600:]}"
-    assert (tmp_path / "site" / "index.html").is_file()
-    assert list((tmp_path / "site" / "plots").glob("*.png"))
+    assert (tmp_path / "site" / "leaderboard" / "index.html").is_file()
+    assert list((tmp_path / "site" / "leaderboard" / "plots").glob("*.png"))
+
+
+def test_the_site_holds_the_docs_at_the_root_and_the_leaderboard_below():
+    build = next(s["run"] for s in load()["jobs"]["check"]["steps"] if "Build the site" in s.get("name", ""))
+    assert "mkdocs build --strict --site-dir _site" in build
+    assert "--html _site/leaderboard" in build
+    install = next(s["run"] for s in load()["jobs"]["check"]["steps"] if "Install" in s.get("name", ""))
+    assert '".[docs]"' in install  # mkdocs, the theme and mkdocstrings come from the docs extra

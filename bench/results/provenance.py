@@ -101,7 +101,7 @@ def cpu_model() -> str:
 
 
 def numerics() -> dict[str, Any]:
-    """What a CPU run's bits depend on (see README, "Reproducibility"): threads, BLAS, CPU model."""
+    """What a CPU run's bits depend on (see docs/reproducibility.md): threads, BLAS, CPU model."""
     import torch
 
     return {

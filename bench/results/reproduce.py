@@ -73,7 +73,7 @@ def provenance_problems(results: list[dict[str, Any]], repo: Path, pinned: dict[
         name = result.get("run_id", "?")
         if prov.get("git_dirty"):
             problems.append(f"{name}: written from a working tree with uncommitted changes; re-run it from a clean "
-                            "checkout (README.md, 'Reproducibility')")
+                            "checkout (docs/reproducibility.md)")
             continue
         for commit in commits:
             if not commit:
