@@ -104,6 +104,12 @@ def test_one_system_through_all_four_formats_and_back(truth: Truth, tmp_path: Pa
         ("t2a", "R@1"), ("t2a", "R@5"), ("t2a", "R@10"), ("t2a", "mAP@10")}
     assert all(r["difference"] == 0 for r in report["comparisons"])
     assert report["systems"][0]["name"] != report["systems"][1]["name"]
+    # inspect: the scored embeddings list what they retrieve; the DCASE score its worst ranks from the sidecar
+    assert main(["inspect", ids[0], "-n", "3"]) == 0
+    assert "top retrieved" in capsys.readouterr().out
+    assert main(["inspect", ids[1], "-n", "3", "--vs", ids[0]]) == 0
+    shown = capsys.readouterr().out
+    assert "per-query sidecar" in shown and "improved most against" in shown
 
 
 def test_truncated_trec_and_a_leaderboard_with_scored_files(truth: Truth, tmp_path: Path) -> None:

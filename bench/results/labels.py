@@ -48,7 +48,7 @@ def system_labels(groups: list[list[tuple[dict[str, Any], Path]]]) -> list[str]:
         described.append(entries)
     keys = list(dict.fromkeys(k for d in described for k in d))
     differing = [k for k in keys if len({d.get(k, "") for d in described}) > 1]
-    labels = [", ".join(f"{k}={d.get(k, '-')}" for k in differing) for d in described]
+    labels = [", ".join(f"{k}={d[k]}" for k in differing if k in d) for d in described]
     if len(set(labels)) < len(labels) or not all(labels):
         names = [",".join(path.stem for _, path in runs) for runs in groups]
         labels = [f"{label} ({name})" if label else name for label, name in zip(labels, names)]

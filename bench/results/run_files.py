@@ -9,7 +9,7 @@ whole columns: no Python code runs per line. The grammar of each format is in ``
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import numpy as np
 import pandas as pd
@@ -22,11 +22,14 @@ TREC_COLUMNS = ("qid", "q0", "docid", "rank", "score", "tag")
 
 
 def trec_id(ids: np.ndarray) -> np.ndarray:
-    """Ids as written in a TREC file: ``%``, space, tab and newline percent-encoded (file names may hold spaces)."""
-    out = np.char.replace(np.asarray(ids).astype(str), "%", "%25")
-    for char, code in ((" ", "%20"), ("\t", "%09"), ("\n", "%0A"), ("\r", "%0D")):
-        out = np.char.replace(out, char, code)
-    return out
+    """Ids as written in a TREC file: ``%`` and every whitespace character percent-encoded (UTF-8), so that
+    file names with spaces stay one field; :func:`urllib.parse.unquote` reverses it."""
+    def encode(text: str) -> str:
+        if "%" not in text and not any(ch.isspace() for ch in text):
+            return text
+        return "".join(quote(ch, safe="") if ch == "%" or ch.isspace() else ch for ch in text)
+
+    return np.asarray([encode(str(i)) for i in np.asarray(ids).ravel()], dtype=object).astype(str)
 
 
 def _delimiter(path: Path) -> str:
