@@ -25,6 +25,10 @@ def _text(value: Any) -> str:
 def describe(result: dict[str, Any]) -> dict[str, str]:
     """The comparable entries of one result, as ``{key: value text}``, in a stable order."""
     out: dict[str, str] = {"kind": str(result.get("kind", "train"))}
+    score = result.get("score") or {}
+    if out["kind"] == "score":  # outside outputs: bench knows their name, format and file, nothing more
+        return {**out, "system": str((result.get("audio_encoder") or {}).get("name", "?")),
+                "format": str(score.get("format", "?")), "file": str(score.get("file", "?"))}
     for key, block in (("audio", "audio_encoder"), ("text", "text_encoder"), ("loss", "loss")):
         component = result.get(block) or {}
         out[key] = str(component.get("name", "?"))
@@ -33,9 +37,6 @@ def describe(result: dict[str, Any]) -> dict[str, str]:
     for key, value in sorted((result.get("training") or {}).items()):
         if key not in _VOLATILE_TRAINING and not isinstance(value, (dict, list)):
             out[f"train.{key}"] = _text(value)
-    score = result.get("score") or {}
-    if score:
-        out["file"] = str(score.get("file", ""))
     return out
 
 
