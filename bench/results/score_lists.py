@@ -149,8 +149,8 @@ def rows_of_audios(keys: Any, truth: Truth, source: str, what: str) -> np.ndarra
 class Lists:
     """The ranked lists of one direction: row i lists document ``d[i]`` for query ``q[i]`` with ``s[i]``.
 
-    ``line[i]`` is the 1-based line of the file it came from (for messages); ``names`` turn a query
-    or document index into the id the file used.
+    Queries and documents are indices into the :class:`Truth` (captions and files, by direction);
+    ``line[i]`` is the 1-based line of the file the row came from, for messages.
     """
 
     direction: str
