@@ -258,3 +258,30 @@ def test_export_needs_embeddings(truth: Truth, tmp_path: Path) -> None:
     result = latest(tmp_path)
     code = main(["export", str(tmp_path / "results" / f"{result['run_id']}.json"), "--format", "trec"])
     assert code == 2
+
+
+@pytest.mark.parametrize("fmt", ["trec", "npz-scores", "npz"])
+def test_export_of_a_trained_run_by_run_id_scores_back_to_its_metrics(tmp_path: Path, make_result, fmt: str) -> None:
+    from synthetic_runs import make_run
+
+    from bench.evaluation.per_query import read_embeddings, reduce
+    from bench.results.run_files import read_trec
+    from bench.results.score_arrays import score_embeddings, score_matrix
+    from bench.results.score_lists import outcomes, score_lists
+
+    path = make_run(tmp_path, "trained-run", make_result())
+    claimed = json.loads(path.read_text())["metrics"]
+    out = tmp_path / f"export.{fmt}"
+    export(tmp_path, "trained-run", fmt, out, "--results-dir", str(tmp_path / "results"))
+    e = read_embeddings(tmp_path / "runs" / "trained-run" / "test_embeddings.npz")
+    truth = Truth("toy", e["audio_ids"].astype(str), np.asarray([""] * e["text"].shape[0]),
+                  e["audio_of_caption"].astype(np.int64), "fp-test")
+    with torch_threads(1):
+        if fmt == "trec":
+            lists = read_trec(out, truth)
+            scored = {d: score_lists(lists[d], truth, str(out), 2048) for d in ("t2a", "a2t")}
+        elif fmt == "npz":
+            scored = score_embeddings(out, truth, 2048)[0]
+        else:
+            scored = score_matrix(out, truth, 2048)
+    assert reduce(outcomes(truth, scored)) == claimed
