@@ -285,3 +285,24 @@ def test_export_of_a_trained_run_by_run_id_scores_back_to_its_metrics(tmp_path: 
         else:
             scored = score_matrix(out, truth, 2048)
     assert reduce(outcomes(truth, scored)) == claimed
+
+
+def test_format_detection(tmp_path: Path) -> None:
+    from bench.errors import DataError
+    from bench.results.score_files import detect_format
+
+    cases = {"a.trec": "cap#0 Q0 f.wav 1 0.5 tag\n", "b.csv": "a dog barks in a b c,f.wav,g.wav\n",
+             "c.csv": "caption,fname_1,fname_2\n", "d.trec": "cap#0\tQ0\tf.wav\t1\t-2e-3\ttag\n"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    assert {name: detect_format(tmp_path / name) for name in cases} == {
+        "a.trec": "trec", "b.csv": "dcase", "c.csv": "dcase", "d.trec": "trec"}
+    np.savez(tmp_path / "s.npz", scores=np.zeros((2, 2)))
+    np.savez(tmp_path / "e.npz", audio=np.zeros((2, 2)), text=np.zeros((2, 2)))
+    np.savez(tmp_path / "x.npz", other=np.zeros(2))
+    assert detect_format(tmp_path / "s.npz") == "npz-scores" and detect_format(tmp_path / "e.npz") == "npz-embeddings"
+    with pytest.raises(DataError, match="neither 'scores' nor 'audio' and 'text'"):
+        detect_format(tmp_path / "x.npz")
+    (tmp_path / "y.txt").write_text("hello world\n")
+    with pytest.raises(DataError, match="pass --format"):
+        detect_format(tmp_path / "y.txt")

@@ -64,12 +64,25 @@ def detect_format(path: str | Path) -> str:
                         f"{', '.join(sorted(names)) or 'nothing'}); see docs/formats.md")
     with open(path, "rb") as handle:
         first = handle.readline(1 << 16).decode("utf-8", errors="replace")
-    if "," in first and len(first.split()) < 6:
-        return "dcase"
-    if len(first.split()) == 6:
+    if _trec_line(first):
         return "trec"
+    if "," in first:
+        return "dcase"
     raise DataError(f"{path}: cannot tell its format from the first line {first.strip()[:80]!r}; "
                     f"pass --format ({', '.join(FORMATS)})")
+
+
+def _trec_line(line: str) -> bool:
+    """Six fields whose RANK is an integer and SCORE a number (a caption text with commas is not one)."""
+    fields = line.split()
+    if len(fields) != 6:
+        return False
+    try:
+        int(fields[3])
+        float(fields[4])
+    except ValueError:
+        return False
+    return True
 
 
 def score_path(path: str | Path, truth: Truth, fmt: str | None = None) -> ScoredFile:
