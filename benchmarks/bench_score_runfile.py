@@ -13,7 +13,8 @@ full t2a TREC run (every file ranked for every caption: 5,460,125 lines) and its
 
 Peak memory is each child's ``ru_maxrss`` (whole process) from ``os.wait4``; the baseline is a child
 that only imports the method's modules. The metrics of both are printed and must agree (t2a has one
-relevant file per caption, so ranx's mrr@10 / map@10 is bench's mAP@10 and recall@k its R@k)::
+relevant file per caption, so ranx's mrr@10 / map@10 is bench's mAP@10 and recall@k its R@k).
+ranx comes with the ``benchmarks`` extra (``pip install -e '.[benchmarks]'``)::
 
     python benchmarks/bench_score_runfile.py --out benchmarks/score_runfile_results.md
 """
