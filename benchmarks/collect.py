@@ -20,6 +20,7 @@ SECTIONS = [
     ("Decoded-audio cache inside training epochs", "epoch_audio_cache_results.md"),
     ("PaSST on this CPU", "passt_results.md"),
     ("Full-file dataset validation and content hashing", "validate_results.md"),
+    ("bench score: a Clotho-sized TREC run file against ranx", "score_runfile_results.md"),
 ]
 
 

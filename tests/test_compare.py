@@ -98,3 +98,37 @@ def test_systems_not_significantly_worse_than_the_best(tmp_path, make_result):
     make_run(tmp_path, "bad", make_result(), noise=3.0, seed=1)
     found = systems(tmp_path, "bad", "best", "twin")
     assert not_significantly_worse(found, n_permutations=1000) == ["best", "twin"]
+
+
+def test_results_from_one_long_directory_get_labels_that_differ(tmp_path, make_result, capsys):
+    """Given as paths, two systems share any prefix of the path; their labels say what differs."""
+    deep = tmp_path / ("a-very-long-directory-name-" * 3) / "results"
+    deep.mkdir(parents=True)
+    first = make_run(tmp_path, "20260101-000000-synthetic-cnn-minilm-ntxent-s0-aaaaaa", make_result(), noise=0.5)
+    second = make_run(tmp_path, "20260101-000000-synthetic-cnn-minilm-triplet-s0-bbbbbb",
+                      make_result(loss={"name": "triplet", "set": {"margin": 0.2}}), noise=1.5)
+    paths = []
+    for path in (first, second):
+        target = deep / path.name
+        target.write_text(path.read_text())
+        sidecar = path.with_name(path.stem + ".per_query.npz")
+        (deep / sidecar.name).write_bytes(sidecar.read_bytes())
+        paths.append(str(target))
+    assert main(["compare", *paths, "--json", *FAST]) == 0
+    report = json.loads(capsys.readouterr().out)
+    names = [s["name"] for s in report["systems"]]
+    assert names == ["loss=ntxent", "loss=triplet, triplet.margin=0.2"]
+    assert {(r["a"], r["b"]) for r in report["comparisons"]} == {tuple(names)}
+    assert [s["spec"] for s in report["systems"]] == paths
+    assert main(["compare", *paths, *FAST]) == 0
+    table = capsys.readouterr().out
+    assert "loss=triplet, triplet.margin=0.2" in table and "..." not in table
+
+
+def test_identical_setups_fall_back_to_their_file_names(tmp_path, make_result, capsys):
+    make_run(tmp_path, "run-one", make_result(), noise=0.5)
+    make_run(tmp_path, "run-two", make_result(), noise=0.7)
+    results = str(tmp_path / "results")
+    assert main(["compare", "run-one", "run-two", "run-one", "--results-dir", results, "--json", *FAST]) == 0
+    names = [s["name"] for s in json.loads(capsys.readouterr().out)["systems"]]
+    assert names == ["run-one", "run-two", "run-one #2"]

@@ -103,6 +103,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bench.cli.eval",
     "bench.cli.runs",
     "bench.cli.status",
+    "bench.cli.score",
+    "bench.cli.export",
 )
 
 

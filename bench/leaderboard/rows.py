@@ -136,7 +136,10 @@ def _epochs(result: dict[str, Any], by_id: dict[str, dict[str, Any]], depth: int
 
 
 def training_label(result: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str:
-    """The row's budget cell: ``8 epochs``, ``4+4 epochs``, ``3 × 4 epochs``, ``zero-shot``, ``trained on X``."""
+    """The row's budget cell: ``8 epochs``, ``4+4 epochs``, ``3 × 4 epochs``, ``zero-shot``, ``trained on X``,
+    ``scored file`` (``bench score``: bench knows nothing of how the outputs were made)."""
+    if result.get("kind") == "score":
+        return "scored file"
     if result.get("kind") == "eval":
         info = result.get("eval") or {}
         if info.get("zero_shot"):
@@ -150,6 +153,8 @@ def training_label(result: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> 
 def train_seconds(result: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> float | None:
     """Training time of one run; for a fusion the mean of its members' (a fusion trains nothing); for
     an eval result its training run's, None when that is not here or the model was not trained by bench."""
+    if result.get("kind") == "score":
+        return None
     if result.get("kind") == "eval":
         run = by_id.get(str((result.get("eval") or {}).get("run_id")))
         return None if run is None or run.get("kind") == "eval" else train_seconds(run, by_id)

@@ -33,10 +33,12 @@ def page(title: str, content: str, *, script: str | None = None, root: str = "")
 
 
 def run_kind(result: dict[str, Any]) -> str:
-    """``trained``, ``zero-shot`` or ``fusion``: the table's kind filter."""
+    """``trained``, ``zero-shot``, ``fusion`` or ``scored``: the table's kind filter."""
     kind = result.get("kind")
     if kind == "fusion":
         return "fusion"
+    if kind == "score":
+        return "scored"
     if kind == "eval" and (result.get("eval") or {}).get("zero_shot"):
         return "zero-shot"
     return "trained"
@@ -52,7 +54,14 @@ def _flag_value(value: Any) -> str:
 
 def reproduce_command(result: dict[str, Any]) -> str:
     """The ``bench`` command that recomputes this result at its recorded commit."""
-    if result.get("kind") == "fusion":
+    if result.get("kind") == "score":
+        score = result.get("score") or {}
+        argv = ["bench", "score", str(score.get("file", "FILE")), "--dataset", result["dataset"]["name"],
+                "--format", str(score.get("format", "trec"))]
+        name = result["dataset"]["name"]
+        for key, value in sorted((result["dataset"].get("set") or {}).items()):
+            argv += ["--set", f"{name}.{key}={_flag_value(value)}"]
+    elif result.get("kind") == "fusion":
         fusion = result.get("fusion") or {}
         argv = ["bench", "fuse", *fusion.get("runs", []), "--method", str(fusion.get("method", "combsum"))]
         if fusion.get("weights") and len(set(fusion["weights"])) > 1:

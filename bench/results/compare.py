@@ -30,6 +30,7 @@ from bench.evaluation.metric_table import metrics as table_metrics
 from bench.evaluation.per_query import Outcomes, align, load_for_result, outcomes_from_npz
 from bench.results import stats
 from bench.results.files import read_result, read_results
+from bench.results.labels import system_labels
 
 DEFAULT_METRICS: tuple[tuple[str, str], ...] = tuple(
     (d, m.key) for d in DIRECTIONS for m in table_metrics(d) if m.key != "median_rank"
@@ -44,6 +45,7 @@ class System:
     name: str
     runs: list[tuple[dict[str, Any], Path]]
     outcomes: list[Outcomes] = field(default_factory=list)
+    spec: str = ""  # what the user passed (a path, run ids or a combination id)
 
     @property
     def run_ids(self) -> list[str]:
@@ -88,8 +90,7 @@ def resolve_system(spec: str, results_dir: Path) -> System:
     splits = {_test_split(r) for r, _ in runs}
     if len(splits) > 1:
         raise ConfigError(f"system {spec!r} mixes runs on different test splits; group only seeds of one setup")
-    name = spec if len(spec) <= 40 else spec[:37] + "..."
-    return System(name, runs)
+    return System(spec, runs, spec=spec)
 
 
 def _outcomes_of(result: dict[str, Any], path: Path) -> Outcomes:
@@ -125,6 +126,18 @@ def load_systems(systems: list[System]) -> None:
             system.outcomes.append(o)
 
 
+def name_systems(systems: list[System]) -> None:
+    """Name every system by what differs between them (:mod:`bench.results.labels`), never by a cut prefix."""
+    for system, label in zip(systems, system_labels([s.runs for s in systems])):
+        system.name = label
+
+
+def common_metrics(systems: list[System], metrics: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """The metrics every compared result claims: a scored file may lack a direction or its ranks."""
+    return tuple(key for key in metrics
+                 if all(key[1] in ((r.get("metrics") or {}).get(key[0]) or {}) for s in systems for r, _ in s.runs))
+
+
 def _values(system: System, key: tuple[str, str]) -> tuple[np.ndarray, stats.Statistic]:
     per_seed = [stats.metric_values(o)[key] for o in system.outcomes]
     statistic = per_seed[0][1]
@@ -145,6 +158,8 @@ def compare(
     if len(systems) < 2:
         raise ConfigError("compare needs at least two systems")
     rows: list[dict[str, Any]] = []
+    if all(s.runs for s in systems):
+        metrics = common_metrics(systems, metrics)
     for key in metrics:
         part = []
         for a, b in itertools.combinations(systems, 2):
@@ -168,7 +183,7 @@ def compare(
         "correction": "holm" if len(systems) > 2 else "none",
         "alpha": alpha,
         "seed": seed,
-        "systems": [{"name": s.name, "runs": s.run_ids, "n_queries": {"t2a": s.outcomes[0].n_captions,
+        "systems": [{"name": s.name, "spec": s.spec, "runs": s.run_ids, "n_queries": {"t2a": s.outcomes[0].n_captions,
                                                                       "a2t": s.outcomes[0].n_audios}}
                     for s in systems],
         "comparisons": rows,
@@ -238,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
     if args.permutations < 1000 or args.bootstrap < 1000:
         raise ConfigError("--permutations and --bootstrap must be at least 1000")
     systems = [resolve_system(spec, Path(args.results_dir)) for spec in args.systems]
+    name_systems(systems)
     load_systems(systems)
     report = compare(systems, seed=args.seed, n_permutations=args.permutations, n_bootstrap=args.bootstrap,
                      t_test=args.t_test, alpha=args.alpha)

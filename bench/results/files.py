@@ -5,7 +5,13 @@ Schema (version 1.x; a reader refuses any other major version):
 ``schema_version``  "1.0"
 ``run_id``          unique id, also the file name (``<run_id>.json``)
 ``created``         ISO-8601 UTC time the file was written
-``kind``            "train" for a trained run, "fusion" for ``bench fuse``, "eval" for ``bench eval``
+``kind``            "train" for a trained run, "fusion" for ``bench fuse``, "eval" for ``bench eval``,
+                    "score" for ``bench score`` (an outside file scored against the split)
+``score``           kind "score" only: ``{file, sha256, format, directions, n_queries, missing, unknown,
+                    list_depth}``: the scored file's name and hash, its format (trec, dcase, npz-embeddings,
+                    npz-scores), the directions it holds (``metrics`` has only those), per direction the
+                    queries it misses (counted as misses), the metrics it cannot give (``unknown``, e.g.
+                    ``{"t2a": ["mean_rank", "median_rank"]}``, left out of ``metrics``) and its shortest list
 ``eval``            kind "eval" only: ``{zero_shot, trained_on, run_id, model}``: a pretrained model
                     scored without training (``zero_shot`` true), or a finished run (``run_id``,
                     trained on dataset ``trained_on``) scored on this dataset
@@ -104,8 +110,11 @@ def check_result(result: dict[str, Any], source: str) -> None:
         block = result.get(name)
         if not isinstance(block, dict) or not isinstance(block.get("name"), str):
             raise BenchError(f"{source}: {name} must be an object with a 'name' (schema {version})")
+    scored = scored_directions(result, source)
     for block in ("metrics", "chance"):
         for direction in metric_table.DIRECTIONS:
+            if block == "metrics" and direction not in scored:
+                continue
             values = (result.get(block) or {}).get(direction)
             if not isinstance(values, dict):
                 raise BenchError(f"{source}: {block}.{direction} is missing (schema {version})")
@@ -115,6 +124,16 @@ def check_result(result: dict[str, Any], source: str) -> None:
                 value = values.get(metric.key)
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise BenchError(f"{source}: {block}.{direction}[{metric.key!r}] is missing or not a number")
+
+
+def scored_directions(result: dict[str, Any], source: str) -> tuple[str, ...]:
+    """The directions a result's ``metrics`` hold: both, or a ``score`` result's ``score.directions``."""
+    if result.get("kind") != "score":
+        return metric_table.DIRECTIONS
+    directions = (result.get("score") or {}).get("directions")
+    if not isinstance(directions, list) or not directions or not set(directions) <= set(metric_table.DIRECTIONS):
+        raise BenchError(f"{source}: score.directions must list t2a and/or a2t")
+    return tuple(directions)
 
 
 def read_result(path: Path) -> dict[str, Any]:

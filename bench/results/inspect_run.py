@@ -19,7 +19,14 @@ import numpy as np
 import torch
 
 from bench.errors import DataError
-from bench.evaluation.per_query import Outcomes, align, outcomes_from_embeddings, outcomes_from_npz, read_embeddings
+from bench.evaluation.per_query import (
+    Outcomes,
+    align,
+    load_for_result,
+    outcomes_from_embeddings,
+    outcomes_from_npz,
+    read_embeddings,
+)
 from bench.results.files import read_result
 
 
@@ -74,8 +81,9 @@ def rank_differences(this: Outcomes, other: Outcomes, n: int = 10) -> dict[str, 
     return {"improved": rows(np.lexsort((idx, -gain))[:n]), "worsened": rows(np.lexsort((idx, gain))[:n])}
 
 
-def _embeddings_of(spec: str, results_dir: Path) -> Path:
-    """A run's embeddings from an npz path, a result .json, or a run id in ``results_dir``."""
+def _embeddings_of(spec: str, results_dir: Path) -> Path | Outcomes:
+    """A run's embeddings from an npz path, a result .json, or a run id in ``results_dir``; for a result
+    without embeddings here (a scored TREC or DCASE file), its per-query sidecar's outcomes."""
     path = Path(spec)
     if path.suffix == ".npz":
         return path
@@ -84,10 +92,22 @@ def _embeddings_of(spec: str, results_dir: Path) -> Path:
         raise DataError(f"{spec!r}: no such result file, run id in {results_dir} or embeddings .npz")
     from bench.results.verify import embeddings_path
 
-    found = embeddings_path(read_result(result_path), result_path)
+    result = read_result(result_path)
+    found = embeddings_path(result, result_path)
     if found is None:
+        if isinstance(result.get("per_query"), dict):
+            return load_for_result(result, result_path)
         raise DataError(f"{result_path}: its test embeddings are not here; pass the test_embeddings.npz itself")
     return found
+
+
+def worst_from_outcomes(o: Outcomes, n: int = 10) -> list[dict[str, Any]]:
+    """:func:`worst_queries` from per-query ranks alone (no scores: nothing retrieved is shown)."""
+    keys = o.caption_keys()
+    order = np.lexsort((np.arange(o.n_captions), -o.t2a_rank))[:n]
+    return [{"caption_index": int(i), "caption_key": str(keys[i]), "caption": None,
+             "audio_id": str(o.audio_ids[o.audio_of_caption[i]]),
+             "rank": int(o.t2a_rank[i]) if o.t2a_rank[i] <= o.n_audios else "missed", "top": []} for i in order]
 
 
 def render_worst(rows: list[dict[str, Any]]) -> str:
@@ -103,10 +123,15 @@ def run(args: argparse.Namespace) -> int:
 
     results_dir = Path(args.results_dir)
     path = _embeddings_of(args.run, results_dir)
-    print(render_worst(worst_queries(path, n=args.n)))
+    if isinstance(path, Outcomes):
+        print(render_worst(worst_from_outcomes(path, n=args.n)))
+        print("(from the per-query sidecar: this result keeps no embeddings, so nothing retrieved is listed)")
+    else:
+        print(render_worst(worst_queries(path, n=args.n)))
     if args.vs:
         other = _embeddings_of(args.vs, results_dir)
-        diff = rank_differences(outcomes_from_npz(path), outcomes_from_npz(other), n=args.n)
+        this_o, other_o = (p if isinstance(p, Outcomes) else outcomes_from_npz(p) for p in (path, other))
+        diff = rank_differences(this_o, other_o, n=args.n)
         for label, rows in diff.items():
             print(f"\n{label} most against {args.vs}:")
             print(tabulate([[r["caption_key"], r["other_rank"], r["rank"], r["gain"]] for r in rows],

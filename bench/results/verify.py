@@ -34,6 +34,7 @@ from bench.evaluation.per_query import (
     write_sidecar,
 )
 from bench.results.files import read_result
+from bench.results.score_files import known_metrics
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class Verification:
 
 def _first_mismatch(stored: dict[str, Any], recomputed: dict[str, dict[str, float]], source: str,
                     block: str = "metrics") -> str | None:
+    if block == "metrics":  # a scored file claims only what it can give (bench.results.score_files)
+        recomputed = known_metrics(stored, recomputed)
     for direction in ("t2a", "a2t"):
         claimed = (stored.get(block) or {}).get(direction) or {}
         ours = recomputed.get(direction) or {}
