@@ -87,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--html", metavar="DIR", help="also write the static leaderboard site into DIR "
                        "(with --check: check it is current)")
 
-    sub.add_parser("presets", help="list the presets `bench run --preset` accepts")
+    presets = sub.add_parser("presets", help="list the presets `bench run --preset` accepts")
+    presets.add_argument("--show", metavar="NAME", help="print the configuration of every run (every stage of a "
+                         "pipeline) the preset makes, options resolved; the same as bench run --preset NAME --dry-run")
     for module in _command_modules():
         module.add_parser(sub)
     return parser
@@ -222,8 +224,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_presets(_args: argparse.Namespace) -> int:
+def cmd_presets(args: argparse.Namespace) -> int:
     from bench.core.config import available_presets, load_preset
+
+    if args.show:
+        from bench.cli.run import print_configs
+        from bench.core.registry import get_registry
+
+        print_configs(_parser().parse_args(["run", "--preset", args.show]), get_registry())
+        return 0
 
     for name in available_presets():
         preset = load_preset(name)
