@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -70,6 +71,15 @@ def test_paper_pipeline_resolves_to_two_stages(recorded, tmp_path):
     assert fine.pipeline["init_combination"] == combination_id(pre)
     back = config_from_json(config_to_json(fine))
     assert back.pipeline == fine.pipeline and combination_id(back) == combination_id(fine)
+
+
+def test_the_reproduce_doc_command_resolves_to_the_pipeline(recorded):
+    doc = Path(__file__).resolve().parents[1] / "docs" / "reproduce.md"
+    (line,) = [li for li in doc.read_text().splitlines() if li.startswith("bench run --preset passt-large-data")]
+    argv = shlex.split(line)[1:]
+    del argv[argv.index("--device"):argv.index("--device") + 2]  # no GPU needed to resolve it
+    configs = resolve(recorded, *argv[1:])
+    assert [c.pipeline["stage_name"] for c in configs] == ["pre-train", "fine-tune"]
 
 
 def test_stage_scoped_set_reaches_one_stage(recorded, tmp_path):

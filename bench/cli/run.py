@@ -124,6 +124,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 2
             from bench.model import distributed as dist  # torch: only once the request is known to be sound
 
+            if any(cfg.pipeline for cfg in configs) and launchers.launcher_name(args) not in ("local", "torchrun"):
+                raise ConfigError("a pipeline's stages run one after another in one process: use the local or "
+                                  "torchrun launcher (e.g. inside one Slurm job), not one job per stage")
             check_loggers(registry, configs[0].loggers)  # a logger that cannot start fails before training
             results = launcher.launch(configs, launchers.request_of(args, sys.argv[1:]))
             if results is None:  # submitted elsewhere (bench.runs.launchers): nothing finished here yet
