@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--text-encoder", help=f"text encoder(s) (default {DEFAULTS['text_encoder']})")
     run.add_argument("--loss", help=f"loss(es) (default {DEFAULTS['loss']})")
     run.add_argument("--set", action="append", default=[], metavar="NAME.KEY=VALUE",
-                     help="component option, e.g. passt.pretrained=false, or train.KEY=VALUE (repeatable)")
+                     help="component option, e.g. passt.pretrained=false, or train.KEY=VALUE (repeatable); "
+                          "STAGE:NAME.KEY=VALUE sets it in one stage of a pipeline preset only")
     run.add_argument("--preset", help="a preset name (see `bench presets`) or a .toml path; flags override it")
     run.add_argument("--epochs", type=int)
     run.add_argument("--batch-size", type=int)
@@ -57,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="local (default; also `none`), torchrun (start --nproc processes, DDP), slurm (one job "
                           "per combination, options --set slurm.KEY=VALUE), or a plugin's (`bench ls`)")
     run.add_argument("--dry-run", action="store_true",
-                     help="with --launcher slurm: print the sbatch script(s) instead of submitting")
+                     help="with --launcher slurm: print the sbatch script(s) instead of submitting; with --preset: "
+                          "print every configuration (each stage of a pipeline) and run nothing")
     run.add_argument("--nproc", type=int, default=None, help="processes per node for --launcher torchrun")
     run.add_argument("--logger", metavar="NAME[,NAME]",
                      help="also log to these loggers, e.g. tensorboard,wandb (options: --set wandb.mode=offline); "
@@ -236,7 +238,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
     for name in available_presets():
         preset = load_preset(name)
-        print(f"{name:<20} {preset.get('description', '')}")
+        stages = " -> ".join(stage["name"] for stage in preset["stages"])
+        print(f"{name:<20} {preset.get('description', '')}" + (f" [pipeline: {stages}]" if stages else ""))
     return 0
 
 

@@ -15,6 +15,7 @@ id), so a stage's seeds share one combination and the leaderboard aggregates the
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -68,6 +69,11 @@ def stage_init(cfg: RunConfig) -> str | None:
     info = cfg.pipeline or {}
     if not info.get("init_stage"):
         return None
+    started = Path(cfg.runs_dir) / str(cfg.run_id) / "config.json"
+    if cfg.run_id and started.is_file():  # an interrupted stage keeps the run it started from
+        recorded = json.loads(started.read_text())["config"].get("init")
+        if recorded:
+            return str(recorded)
     wanted = info.get("init_combination")
     results, _ = read_results_report(cfg.results_dir)
     found = sorted(r["run_id"] for r in results if r.get("combination") == wanted and r.get("seed") == cfg.seed
