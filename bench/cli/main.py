@@ -36,7 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--text-encoder", help=f"text encoder(s) (default {DEFAULTS['text_encoder']})")
     run.add_argument("--loss", help=f"loss(es) (default {DEFAULTS['loss']})")
     run.add_argument("--set", action="append", default=[], metavar="NAME.KEY=VALUE",
-                     help="component option, e.g. passt.pretrained=false, or train.KEY=VALUE (repeatable)")
+                     help="component option, e.g. passt.pretrained=false, or train.KEY=VALUE (repeatable); "
+                          "STAGE:NAME.KEY=VALUE sets it in one stage of a pipeline preset only")
     run.add_argument("--preset", help="a preset name (see `bench presets`) or a .toml path; flags override it")
     run.add_argument("--epochs", type=int)
     run.add_argument("--batch-size", type=int)
@@ -57,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="local (default; also `none`), torchrun (start --nproc processes, DDP), slurm (one job "
                           "per combination, options --set slurm.KEY=VALUE), or a plugin's (`bench ls`)")
     run.add_argument("--dry-run", action="store_true",
-                     help="with --launcher slurm: print the sbatch script(s) instead of submitting")
+                     help="with --launcher slurm: print the sbatch script(s) instead of submitting; with --preset: "
+                          "print every configuration (each stage of a pipeline) and run nothing")
     run.add_argument("--nproc", type=int, default=None, help="processes per node for --launcher torchrun")
     run.add_argument("--logger", metavar="NAME[,NAME]",
                      help="also log to these loggers, e.g. tensorboard,wandb (options: --set wandb.mode=offline); "
@@ -87,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("--html", metavar="DIR", help="also write the static leaderboard site into DIR "
                        "(with --check: check it is current)")
 
-    sub.add_parser("presets", help="list the presets `bench run --preset` accepts")
+    presets = sub.add_parser("presets", help="list the presets `bench run --preset` accepts")
+    presets.add_argument("--show", metavar="NAME", help="print the configuration of every run (every stage of a "
+                         "pipeline) the preset makes, options resolved; the same as bench run --preset NAME --dry-run")
     for module in _command_modules():
         module.add_parser(sub)
     return parser
@@ -224,12 +228,20 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_presets(_args: argparse.Namespace) -> int:
+def cmd_presets(args: argparse.Namespace) -> int:
     from bench.core.config import available_presets, load_preset
+
+    if args.show:
+        from bench.cli.run import print_configs
+        from bench.core.registry import get_registry
+
+        print_configs(_parser().parse_args(["run", "--preset", args.show]), get_registry())
+        return 0
 
     for name in available_presets():
         preset = load_preset(name)
-        print(f"{name:<20} {preset.get('description', '')}")
+        stages = " -> ".join(stage["name"] for stage in preset["stages"])
+        print(f"{name:<20} {preset.get('description', '')}" + (f" [pipeline: {stages}]" if stages else ""))
     return 0
 
 

@@ -28,28 +28,47 @@ TRAIN_FLAGS = {
 }
 
 
-def _merge_preset(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], list[str]]:
-    """Values from the preset, overridden by explicit flags; returns (values, preset sets, user sets)."""
-    from bench.core.config import TrainSettings, load_preset
+def _merge_preset(args: argparse.Namespace, preset: dict[str, Any] | None = None,
+                  stage: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Values from the preset (and a pipeline stage's tables over its own), overridden by explicit
+    flags; returns (values, preset sets, user sets)."""
+    from bench.core.config import TrainSettings
 
     values: dict[str, Any] = {}
     sets: list[str] = []
-    if args.preset:
-        preset = load_preset(args.preset)
+    if preset is not None:
         allowed = set(RUN_KEYS) | set(TRAIN_FLAGS) | set(TrainSettings.keys())
-        for key, value in preset["run"].items():
+        where = f"{preset['path']}" + (f" (stage {stage['name']!r})" if stage else "")
+        for key, value in {**preset["run"], **(stage or {}).get("run", {})}.items():
             key = key.replace("-", "_")
             if key not in allowed:
                 valid = ", ".join(sorted(allowed))
-                raise ConfigError(f"{preset['path']}: unknown [run] key {key!r}; valid keys: {valid}")
+                raise ConfigError(f"{where}: unknown [run] key {key!r}; valid keys: {valid}")
             values[key] = ",".join(str(v) for v in value) if isinstance(value, list) else value
-        for key, value in _flatten(preset["set"]).items():
+        for key, value in {**_flatten(preset["set"]), **_flatten((stage or {}).get("set", {}))}.items():
             sets.append(f"{key}={_preset_value(value)}")
     for key in (*RUN_KEYS, *TRAIN_FLAGS):
         value = getattr(args, key, None)
         if value is not None:
             values[key] = value
-    return values, sets, list(args.set)
+    return values, sets, _user_sets(args, preset, stage)
+
+
+def _user_sets(args: argparse.Namespace, preset: dict[str, Any] | None, stage: dict[str, Any] | None) -> list[str]:
+    """The command line's ``--set``; ``STAGE:NAME.KEY=VALUE`` applies to one stage of a pipeline only."""
+    names = [st["name"] for st in (preset or {}).get("stages", [])]
+    out = []
+    for text in args.set:
+        scope, colon, rest = text.partition("=")[0].partition(":")
+        if not colon:
+            out.append(text)
+        elif scope not in names:
+            where = (f"stages of this pipeline: {', '.join(names)}" if names
+                     else "only a preset with [[stages]] has stages")
+            raise ConfigError(f"--set {text}: no stage named {scope!r} ({where})")
+        elif stage is not None and scope == stage["name"]:
+            out.append(text.split(":", 1)[1])
+    return out
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -92,6 +111,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     with interrupts.handling():
         try:
             registry = get_registry()
+            if args.dry_run and args.preset and launchers.launcher_name(args) == launchers.DEFAULT_LAUNCHER:
+                print_configs(args, registry)
+                return 0
             launcher, args.set = launchers.build_launcher(args, registry)  # --set slurm.* is the launcher's
             try:
                 configs = _resumed_configs(args, registry) if args.resume else _grid_configs(args, registry)
@@ -100,6 +122,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                 return 2
             from bench.model import distributed as dist  # torch: only once the request is known to be sound
 
+            if any(cfg.pipeline for cfg in configs) and launchers.launcher_name(args) not in ("local", "torchrun"):
+                raise ConfigError("a pipeline's stages run one after another in one process: use the local or "
+                                  "torchrun launcher (e.g. inside one Slurm job), not one job per stage")
             check_loggers(registry, configs[0].loggers)  # a logger that cannot start fails before training
             results = launcher.launch(configs, launchers.request_of(args, sys.argv[1:]))
             if results is None:  # submitted elsewhere (bench.runs.launchers): nothing finished here yet
@@ -110,6 +135,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.no_leaderboard and results and dist.is_main_process():
         _show_leaderboard(configs[0].results_dir, results[-1])
     return 0
+
+
+def print_configs(args: argparse.Namespace, registry: Any) -> None:
+    """``--dry-run`` with a preset: every configuration (each stage of a pipeline), options resolved
+    to the values a run would use, as JSON; nothing is checked on disk and nothing is trained."""
+    import json
+
+    from bench.core.config import config_to_json
+
+    configs = _grid_configs(args, registry, check=False)
+    for index, cfg in enumerate(configs, 1):
+        info = cfg.pipeline or {}
+        where = (f"pipeline {info['name']}, stage {info['stage']}/{len(info['stages'])} {info['stage_name']!r}"
+                 + (f" (starts from stage {info['init_stage']!r})" if info.get("init_stage") else "")) if info else ""
+        print(f"# configuration {index}/{len(configs)}: {where or cfg.preset or 'run'}, seed {cfg.seed}")
+        data = config_to_json(cfg)
+        for key, kind in (("dataset", "dataset"), ("audio_encoder", "audio_encoder"),
+                          ("text_encoder", "text_encoder"), ("loss", "loss")):
+            spec = getattr(cfg, key)
+            members = spec.members if kind == "dataset" and spec.is_combination else ()
+            data[key]["resolved"] = ({m: registry.resolve_options(kind, m, spec.member_options(m)) for m in members}
+                                     or registry.resolve_options(kind, spec.name, spec.options))
+        print(json.dumps(data, indent=2, default=str))
 
 
 def _stopped(exc: Any) -> int:
@@ -158,7 +206,23 @@ def _named_combinations(args: argparse.Namespace, registry: Any) -> set[tuple[st
     return {(combination_id(cfg), cfg.seed) for cfg in _grid_configs(args, registry)}
 
 
-def _grid_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
+def _grid_configs(args: argparse.Namespace, registry: Any, *, check: bool = True) -> list[Any]:
+    """The grid the command line asks for; a preset with ``[[stages]]`` gives its pipeline's stages
+    in order (:mod:`bench.runs.pipeline`). ``check=False`` skips the preflight (``--dry-run``)."""
+    from bench.core.config import load_preset
+
+    preset = load_preset(args.preset) if args.preset else None
+    if preset is not None and preset["stages"]:
+        from bench.runs.pipeline import pipeline_configs
+
+        return pipeline_configs(preset, lambda stage, used: _stage_configs(args, registry, preset, stage, check, used),
+                                list(args.set))
+    return _stage_configs(args, registry, preset, None, check, None)
+
+
+def _stage_configs(args: argparse.Namespace, registry: Any, preset: dict[str, Any] | None,
+                   stage: dict[str, Any] | None, check: bool, used: set[str] | None) -> list[Any]:
+    """One grid (a pipeline's stage when ``stage``; ``used`` collects the user's ``--set`` it took)."""
     from bench.core.config import (
         DEFAULT_RESULTS_DIR,
         DEFAULT_RUNS_DIR,
@@ -168,20 +232,24 @@ def _grid_configs(args: argparse.Namespace, registry: Any) -> list[Any]:
         split_list,
     )
 
-    values, preset_sets, user_sets = _merge_preset(args)
+    values, preset_sets, user_sets = _merge_preset(args, preset, stage)
     chosen = {key: split_list(values.get(key, default)) for key, default in DEFAULTS.items()}
     loggers = split_list(values.get("logger"))
     # A preset's options for a component that a flag replaced (e.g. --text-encoder minilm
     # instead of the preset's hf) no longer apply; a user's own stray --set is still an error.
     in_run = {"train", *chosen["encoder"], *chosen["text_encoder"], *chosen["loss"], *loggers,
               *(m for d in chosen["dataset"] for m in DatasetSpec.members_of(d))}
+    if used is not None:  # a pipeline: a user's --set goes to the stages that have its component
+        user_sets = [s for s in user_sets if s not in args.set or s.partition(".")[0] in in_run]  # STAGE:… stays
+        used.update(user_sets)
     sets = [s for s in preset_sets if s.partition(".")[0] in in_run] + user_sets  # later --set wins
     train_overrides = {field: values[flag] for flag, field in TRAIN_FLAGS.items() if flag in values}
     for key in list(values):
         if key not in TRAIN_FLAGS and key not in RUN_KEYS:
             train_overrides[key] = values.pop(key)  # preset [run] keys naming TrainSettings fields
     seeds = [_int(s, "--seed") for s in split_list(str(values.get("seed", "0")))]
-    _preflight(registry, chosen, loggers, parse_set_options(sets), train_overrides, values)
+    if check:
+        _preflight(registry, chosen, loggers, parse_set_options(sets), train_overrides, values)
     from bench.model.devices import select_device  # torch
 
     select_device(values.get("device", "auto"))  # fail before any data or model work

@@ -8,6 +8,7 @@ signatures of the registry, so a typo fails before anything is trained.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import tomllib
@@ -142,6 +143,9 @@ class RunConfig:
     preset: str | None = None
     role: str | None = None  # "teacher" for the stage-1 run a distillation run trained for itself
     loggers: tuple[ComponentSpec, ...] = ()  # how a run is watched; not part of its identity
+    # A stage of a preset's pipeline (bench.runs.pipeline): {name, stage, stages: [{name, epochs}],
+    # init_stage, init_combination}; None for a run that is no pipeline's stage.
+    pipeline: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.dataset = DatasetSpec.of(self.dataset)
@@ -157,6 +161,11 @@ class RunConfig:
             "teachers": list(self.teachers),
             "init": self.init,
         }
+        if self.pipeline:
+            # A stage starts from an earlier stage's combination, whichever of its runs (seed,
+            # --force) that resolves to, so the stage's seeds share one combination id.
+            payload["init"] = self.pipeline.get("init_combination")
+            payload["pipeline"] = {k: self.pipeline.get(k) for k in ("name", "stage", "init_stage")}
         return json.dumps(payload, sort_keys=True, default=str)
 
 
@@ -184,13 +193,38 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
             data = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"description", "run", "set"})
+    unknown = sorted(set(data) - {"description", "run", "set", "stages"})
     if unknown:
-        raise ConfigError(f"{path}: unknown table {unknown[0]!r}; a preset has description, [run] and [set]")
+        raise ConfigError(f"{path}: unknown table {unknown[0]!r}; a preset has description, [run], [set] "
+                          f"and [[stages]]")
     data.setdefault("run", {})
     data.setdefault("set", {})
+    data["stages"] = _preset_stages(path, data.get("stages", []))
     data["path"] = str(path)
     return data
+
+
+def _preset_stages(path: Path, stages: Any) -> list[dict[str, Any]]:
+    """A pipeline's ``[[stages]]``: each a ``name``, optional ``init`` (an earlier stage's name:
+    start from its best checkpoint), and ``[stages.run]``/``[stages.set]`` over the preset's own."""
+    if not isinstance(stages, list) or not all(isinstance(st, dict) for st in stages):
+        raise ConfigError(f"{path}: stages must be an array of tables ([[stages]])")
+    names: list[str] = []
+    for index, stage in enumerate(stages, 1):
+        unknown = sorted(set(stage) - {"name", "init", "run", "set"})
+        name = stage.get("name")
+        if unknown or not isinstance(name, str) or not name or ":" in name or name in names:
+            problem = (f"unknown key {unknown[0]!r}" if unknown else
+                       "needs a unique name without ':'")
+            raise ConfigError(f"{path}: stage {index} {problem}; a stage has name, init, [stages.run], [stages.set]")
+        init = stage.get("init")
+        if init is not None and init not in names:
+            raise ConfigError(f"{path}: stage {name!r}: init = {init!r} names no earlier stage "
+                              f"({', '.join(names) or 'none before it'})")
+        stage.setdefault("run", {})
+        stage.setdefault("set", {})
+        names.append(name)
+    return stages
 
 
 def build_grid(
@@ -276,9 +310,32 @@ def dataset_spec(registry: Any, name: str, set_options: dict[str, dict[str, Any]
         member_options = component_spec(registry, "dataset", member, set_options.get(member, {})).options
         if member_options:
             options[member] = member_options
+    for member, member_options in options.items():
+        pin_extra_captions(member, member_options)
+    options = {member: member_options for member, member_options in options.items() if member_options}
     if len(members) == 1:
         options = options.get(name, {})
     return DatasetSpec(name, options)
+
+
+def pin_extra_captions(member: str, options: dict[str, Any]) -> None:
+    """Make ``extra_captions`` an absolute path and pin its sha256 into the options (hence into the
+    combination id); a sha256 the user set must match the file."""
+    extra = options.get("extra_captions")
+    if not extra:
+        options.pop("extra_captions", None)
+        return
+    path = Path(str(extra)).expanduser().resolve()
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ConfigError(f"--set {member}.extra_captions={extra}: cannot read the file ({exc.strerror}); pass a "
+                          f"CSV with columns file_name,caption") from None
+    pinned = options.get("extra_captions_sha256")
+    if pinned and pinned != digest:
+        raise ConfigError(f"{path}: sha256 {digest[:12]}… is not the {str(pinned)[:12]}… this run was configured "
+                          f"with: the file changed; restore it or start a new run")
+    options["extra_captions"], options["extra_captions_sha256"] = str(path), digest
 
 
 def component_spec(registry: Any, kind: str, name: str, options: dict[str, Any]) -> ComponentSpec:
@@ -304,6 +361,7 @@ def config_to_json(cfg: RunConfig) -> dict[str, Any]:
         "preset": cfg.preset,
         "role": cfg.role,
         "loggers": [spec.to_json() for spec in cfg.loggers],
+        **({"pipeline": cfg.pipeline} if cfg.pipeline else {}),
     }
 
 
@@ -327,4 +385,5 @@ def config_from_json(data: dict[str, Any]) -> RunConfig:
         preset=data.get("preset"),
         role=data.get("role"),
         loggers=tuple(ComponentSpec(s["name"], dict(s.get("options", {}))) for s in data.get("loggers", ())),
+        pipeline=data.get("pipeline"),
     )

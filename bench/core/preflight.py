@@ -24,6 +24,7 @@ from typing import Any
 
 from bench.core.config import DatasetSpec, TrainSettings
 from bench.core.option_values import coerce_field, coerce_options
+from bench.core.registry import split_shared
 from bench.errors import BenchError, ConfigError
 
 log = logging.getLogger("bench")
@@ -62,13 +63,14 @@ def component_problems(registry: Any, kind: str, name: str, options: Mapping[str
     """Problems of one component: unknown name, bad option keys or values, its own preflight."""
     try:
         entry = registry.get(kind, name)
-        resolved = registry.resolve_options(kind, name, dict(options))
+        resolved, shared = split_shared(kind, registry.resolve_options(kind, name, dict(options)))
         coerced = coerce_options(entry.factory, resolved, name)
     except BenchError as exc:
         return [_line(exc)]
+    problems = _shared_problems(name, shared)
     check = factory_preflight(entry.factory)
     if check is None:
-        return []
+        return problems
     try:
         found = check(**coerced)
     except BenchError as exc:
@@ -76,8 +78,17 @@ def component_problems(registry: Any, kind: str, name: str, options: Mapping[str
     except Exception as exc:  # a plugin's bug in its check must not hide the other problems
         log.warning("%s %r: its preflight check failed (%s: %s); it is checked when built instead",
                     kind.replace("_", " "), name, type(exc).__name__, exc)
-        return []
-    return [p if p.startswith(f"{name}") else f"{name}: {p}" for p in (found or [])]
+        return problems
+    return problems + [p if p.startswith(f"{name}") else f"{name}: {p}" for p in (found or [])]
+
+
+def _shared_problems(name: str, shared: Mapping[str, Any]) -> list[str]:
+    """Options bench implements for every component of a kind (``registry.SHARED_OPTIONS``)."""
+    extra = shared.get("extra_captions")
+    if extra and not Path(str(extra)).expanduser().is_file():
+        return [f"{name}: --set {name}.extra_captions={extra}: file not found; pass a CSV with columns "
+                f"file_name,caption (see docs/recipes.md)"]
+    return []
 
 
 def train_problems(values: Mapping[str, Any], flags: Mapping[str, str] | None = None) -> list[str]:

@@ -44,6 +44,18 @@ HOOK_OF_KIND = {
     "model": "register_models",
     "launcher": "register_launchers",  # how a grid is run: local, torchrun, slurm (bench.runs.launchers)
 }
+# Options every component of a kind accepts because bench, not the plugin, implements them: they
+# are validated and recorded like the factory's own, but never passed to the factory.
+# ``dataset.extra_captions``: a CSV of captions added to the training split (bench.data.extra_captions);
+# ``extra_captions_sha256``: its content hash, pinned by bench.core.config when a run is configured.
+SHARED_OPTIONS: dict[str, tuple[str, ...]] = {"dataset": ("extra_captions", "extra_captions_sha256")}
+
+
+def split_shared(kind: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(the factory's options, bench's shared options)`` of a component's options."""
+    shared = SHARED_OPTIONS.get(kind, ())
+    return ({k: v for k, v in options.items() if k not in shared},
+            {k: v for k, v in options.items() if k in shared})
 
 
 @dataclass(frozen=True)
@@ -258,9 +270,9 @@ class Registry:
         """Validate option keys against the factory signature; return defaults merged with options."""
         entry = self.get(kind, name)
         known = entry.option_defaults()
-        unknown = sorted(set(options) - set(known))
+        unknown = sorted(set(options) - set(known) - set(SHARED_OPTIONS.get(kind, ())))
         if unknown:
-            valid = ", ".join(sorted(known)) or "(none)"
+            valid = ", ".join(sorted([*known, *SHARED_OPTIONS.get(kind, ())])) or "(none)"
             hint = difflib.get_close_matches(unknown[0], list(known), n=1)
             extra = f" Did you mean {name}.{hint[0]}?" if hint else ""
             raise ConfigError(
@@ -278,7 +290,7 @@ class Registry:
         entry = self.get(kind, name)
         options = dict(options or {})
         self.resolve_options(kind, name, options)  # unknown keys first, then their values
-        options = coerce_options(entry.factory, options, name)
+        options = coerce_options(entry.factory, split_shared(kind, options)[0], name)
         try:
             built = entry.factory(**options)
         except ValueError as exc:

@@ -6,7 +6,8 @@ A *benchmark* is a dataset, its test split (fingerprint) and the metric protocol
 different protocols never share a table, so never a column. Within a benchmark, runs that differ
 only by seed are one row. Rows are labelled by their training budget (:func:`training_label`):
 epochs, ``teacher+student`` epochs for distillation, ``N × budget`` for a fusion of N runs,
-``zero-shot`` or ``trained on X`` for ``bench eval`` results, so that a table never ranks
+``zero-shot`` or ``trained on X`` for ``bench eval`` results, ``pre-train 16 + fine-tune 16`` for the
+final stage of a pipeline (whose earlier stages are not rows of their own), so that a table never ranks
 different budgets together without saying so.
 """
 
@@ -126,6 +127,9 @@ def _epochs(result: dict[str, Any], by_id: dict[str, dict[str, Any]], depth: int
         members = list((result.get("fusion") or {}).get("runs") or [])
         budgets = sorted({_epochs(by_id[m], by_id, depth + 1) if m in by_id else "?" for m in members})
         return f"{len(members)} × {'/'.join(budgets) or '?'}"
+    chain = pipeline_budget(result)
+    if chain:
+        return chain
     own = str((result.get("training") or {}).get("epochs", "") or "?")
     stage = result.get("stage") or {}
     if stage.get("stage") == 2:
@@ -133,6 +137,24 @@ def _epochs(result: dict[str, Any], by_id: dict[str, dict[str, Any]], depth: int
         before = sorted({_epochs(by_id[t], by_id, depth + 1) if t in by_id else "?" for t in teachers})
         return f"{'/'.join(before)}+{own}"
     return own
+
+
+def pipeline_budget(result: dict[str, Any]) -> str | None:
+    """A pipeline stage's whole budget along the stages it starts from: ``pre-train 16 + fine-tune 16``."""
+    info = result.get("pipeline") or {}
+    stages = {str(s.get("name")): s for s in info.get("stages") or [] if isinstance(s, dict)}
+    name = info.get("stage_name")
+    chain: list[dict[str, Any]] = []
+    while name in stages and len(chain) <= len(stages):
+        chain.insert(0, stages[name])
+        name = stages[name].get("init")
+    return " + ".join(f"{s['name']} {s.get('epochs', '?')}" for s in chain) or None
+
+
+def is_intermediate_stage(result: dict[str, Any]) -> bool:
+    """A pipeline stage other than its last: the leaderboard ranks the pipeline by its final stage."""
+    info = result.get("pipeline") or {}
+    return bool(info.get("stages")) and info.get("stage") != len(info["stages"])
 
 
 def training_label(result: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str:
@@ -239,6 +261,8 @@ def aggregate(results: list[dict[str, Any]]) -> dict[tuple[str, str, str], tuple
     by_id = {r["run_id"]: r for r in results}
     benchmarks: dict[tuple[str, str, str], dict[tuple[str, str], list[dict[str, Any]]]] = {}
     for result in results:
+        if is_intermediate_stage(result):
+            continue
         combination = (str(result.get("kind", "train")), str(result.get("combination") or result["run_id"]))
         benchmarks.setdefault(benchmark_key(result), {}).setdefault(combination, []).append(result)
     out: dict[tuple[str, str, str], tuple[str, list[dict[str, Any]], dict]] = {}

@@ -18,11 +18,20 @@ Schema (version 1.x; a reader refuses any other major version):
 ``protocol``        the metric convention (absent means "bench": one query per caption, pessimistic
                     ties); results of different protocols are never ranked in one column
 ``dataset``         ``{name, options, splits: {split: {n_audios, n_captions, fingerprint}}, roots}``;
-                    ``roots``: ``{member: absolute resolved data root}`` (absent in older results)
+                    ``roots``: ``{member: absolute resolved data root}`` (absent in older results);
+                    ``extra_captions`` (only when a member was given ``extra_captions``):
+                    ``{member: {file, sha256, n_captions, n_audios}}``, the CSV's absolute path, hash,
+                    caption rows and recordings named (bench.data.extra_captions); the options then
+                    hold ``extra_captions`` (path) and ``extra_captions_sha256``
 ``audio_encoder``, ``text_encoder``, ``loss``   ``{name, options}`` with every option resolved
 ``seed``            integer seed
 ``training``        the :class:`bench.core.config.TrainSettings` used, plus device, amp and world size
 ``stage``           ``{stage, M, teachers, init}`` (stage 1 for plain runs)
+``pipeline``        only for a stage of a preset's pipeline (bench.runs.pipeline): ``{name, stage,
+                    stage_name, stages: [{name, epochs, init}], init_stage, init_combination,
+                    init_run}``: the preset, this stage's 1-based index and name, every stage's name,
+                    epochs and the stage it starts from, and the combination id and run id of the
+                    stage this one started from (null for a first stage)
 ``metrics``         ``{"t2a": {...}, "a2t": {...}}`` on the test split, fractions in [0, 1]
 ``best_val``        ``{"epoch", "t2a", "a2t"}`` of the kept checkpoint
 ``chance``          expected metrics of a uniformly random ranking of the same test split

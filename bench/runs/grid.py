@@ -22,6 +22,7 @@ from bench.core.console import attach_console
 from bench.runs.distill import init_state_of, run_distillation
 from bench.errors import ConfigError
 from bench.core.registry import Registry, get_registry
+from bench.runs.pipeline import stage_init
 from bench.runs.run import combination_id, find_existing, run_one
 
 log = logging.getLogger("bench")
@@ -168,6 +169,8 @@ def run_training(cfg: RunConfig, registry: Registry | None = None) -> dict[str, 
     """One configuration, dispatching losses that need teachers to the two-stage procedure."""
     registry = registry or get_registry()
     # The loss declares whether it needs teachers; building it is cheap and validates its options.
+    if cfg.pipeline and not cfg.init:  # a pipeline stage starts from its init stage's run (bench.runs.pipeline)
+        cfg.init = stage_init(cfg)
     if getattr(registry.build("loss", cfg.loss.name, cfg.loss.options), "requires_teachers", False):
         return run_distillation(cfg, registry=registry)
     if cfg.init:

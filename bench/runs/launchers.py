@@ -72,7 +72,7 @@ def build_launcher(args: argparse.Namespace, registry: Any) -> tuple[Any, list[s
         from bench.errors import ConfigError
 
         raise ConfigError("--dry-run shows what a launcher would submit; use it with --launcher slurm "
-                          "(or another launcher that submits jobs)")
+                          "(or another launcher that submits jobs), or with --preset NAME to print its configurations")
     return registry.build("launcher", name, options), rest
 
 

@@ -26,6 +26,7 @@ from bench.core.config import RunConfig, config_to_json
 from bench.core.console import attach_console
 from bench.data.loading import SplitData
 from bench.data.datasets import build_dataset
+from bench.data.extra_captions import extra_captions_info
 from bench.model.devices import describe_device, seed_everything
 from bench.errors import DataError
 from bench.evaluation.evaluate import TEST_EMBEDDINGS, embedding_artifacts
@@ -103,6 +104,12 @@ def dataset_roots(dataset: Any) -> dict[str, str]:
         (str(getattr(dataset, "name", "dataset")), dataset)]
     return {str(name): str(Path(member.root).expanduser().resolve())
             for name, member in members if getattr(member, "root", None) is not None}
+
+
+def _extra_captions(dataset: Any) -> dict[str, Any]:
+    """``{"extra_captions": {member: {file, sha256, n_captions, n_audios}}}`` when a member has them."""
+    info = extra_captions_info(dataset)
+    return {"extra_captions": info} if info else {}
 
 
 def _jsonable(value: Any) -> Any:
@@ -258,7 +265,7 @@ def _train_and_test(cfg: RunConfig, registry: Registry, components: Components, 
         "combination": combination_id(cfg),
         "dataset": {**component_json(registry, "dataset", cfg.dataset), "roots": dataset_roots(components.dataset),
                     "splits": {name: split.summary() for name, split in splits.items()},
-                    "validation": validation},
+                    "validation": validation, **_extra_captions(components.dataset)},
         "audio_encoder": component_json(registry, "audio_encoder", cfg.audio_encoder),
         "text_encoder": component_json(registry, "text_encoder", cfg.text_encoder),
         "loss": component_json(registry, "loss", cfg.loss),
@@ -267,6 +274,7 @@ def _train_and_test(cfg: RunConfig, registry: Registry, components: Components, 
                      "amp": str(trainer.amp).replace("torch.", "") if trainer.amp else "off",
                      "world_size": trainer.world_size, "preset": cfg.preset},
         "stage": stage or {"stage": 1, "M": None, "teachers": [], "init": cfg.init, "role": cfg.role},
+        **({"pipeline": {**cfg.pipeline, "init_run": cfg.init}} if cfg.pipeline else {}),
         "metrics": outcome["metrics"],
         "best_val": outcome["best_val"],
         "chance": chance_metrics(test.audio_of_caption, test.n_audios),
