@@ -55,8 +55,8 @@ __all__ = [
 ]
 
 # Bump when the checks change so that old cached manifests are not trusted.
-_VALIDATOR_VERSION = 4  # 2: whole-file decode, content hashes, warnings; 3: SHA-256 content hash;
-# 4: per-item decoded facts, so stats can be recounted after cross-split checks
+_VALIDATOR_VERSION = 5  # 2: whole-file decode, content hashes, warnings; 3: SHA-256 content hash;
+# 4: per-item decoded facts, so stats can be recounted after cross-split checks; 5: 10 ms minimum, short clips counted
 
 
 def _escapes(path: Path, root: Path) -> bool:

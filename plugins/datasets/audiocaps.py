@@ -35,7 +35,7 @@ def register_datasets(register: Any) -> None:
 
 def build_audiocaps(root: str = "", audio_dir: str = "audio/{split}", pattern: str = "{youtube_id}.wav",
                     on_error: Literal["raise", "skip"] = "raise",
-                    min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+                    min_duration: float = 0.01, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
                     on_silence: Literal["error", "warn", "ignore"] = "warn",
                     on_leak: Literal["error", "warn"] = "error") -> Any:
     """AudioCaps from ``root`` (default ``$BENCH_DATA/audiocaps``).

@@ -33,7 +33,7 @@ def register_datasets(register: Any) -> None:
 
 
 def build_clotho(root: str = "", on_error: Literal["raise", "skip"] = "raise",
-                 min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+                 min_duration: float = 0.01, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
                  on_silence: Literal["error", "warn", "ignore"] = "warn",
                  on_leak: Literal["error", "warn"] = "error") -> Any:
     """ClothoV2 from ``root`` (default ``$BENCH_DATA/clotho``); ``on_error``: raise or skip."""
