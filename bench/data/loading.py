@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader as TorchDataLoader
 from torch.utils.data import Dataset, Sampler
 
 from bench.data.batch import Batch
+from bench.data.items import source_captions
 from bench.errors import DataError
 
 
@@ -54,6 +55,11 @@ class SplitData:
                 owner.append(index)
                 slot.append(position)
         return cls(name, items, captions, np.asarray(owner, dtype=np.int64), np.asarray(slot, dtype=np.int64))
+
+    @functools.cached_property
+    def source_captions(self) -> list[str]:
+        """Each caption as its source file holds it (surrounding spaces kept; see :class:`bench.data.items.Item`)."""
+        return [caption for item in self.items for caption in source_captions(item)]
 
     @property
     def n_audios(self) -> int:

@@ -251,8 +251,9 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
     from bench.runs.run import component_json
 
     scored = time.perf_counter()
+    # The caption texts as the dataset's files hold them: the dcase protocol keys its queries on them.
     metrics = protocol_metrics(protocol, torch.from_numpy(audio), torch.from_numpy(text), test.audio_of_caption,
-                               test.captions, chunk=EVAL_CHUNK)
+                               test.source_captions, chunk=EVAL_CHUNK)
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
     name = target.model or "run"
     run_id = base = f"{stamp}-eval-{name}-{'-'.join(spec.members)}-{protocol}-s{seed}-{combo[:6]}"

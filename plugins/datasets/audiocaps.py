@@ -122,11 +122,11 @@ class AudioCapsDataset(CaptionDataset):
                                     f"{clip['youtube_id']} start {clip['start_time']}; add {{start_time}} "
                                     f"to audiocaps.pattern"))
                 continue
-            clip["captions"].append(row["caption"].strip())
+            clip["captions"].append(row["caption"])
             clip["audiocap_ids"].append(row["audiocap_id"].strip())
-        items = [Item(audio_id=rel, audio_path=audio_dir / rel, captions=tuple(c["captions"]),
-                      meta={"youtube_id": c["youtube_id"], "start_time": c["start_time"],
-                            "audiocap_ids": c["audiocap_ids"]})
+        items = [Item.from_source(rel, audio_dir / rel, c["captions"],
+                                  {"youtube_id": c["youtube_id"], "start_time": c["start_time"],
+                                   "audiocap_ids": c["audiocap_ids"]})
                  for rel, c in clips.items()]
         return items, bad, None
 

@@ -99,9 +99,9 @@ class ClothoDataset(CaptionDataset):
                 bad.append(BadEntry(split, name or f"{csv_path.name} line {line}",
                                     str(audio_dir / name), reason))
                 continue
-            caps = tuple(row[c].strip() for c in cols[1:])
-            m = dict(meta.get(name, {}))
-            items.append(Item(audio_id=name, audio_path=audio_dir / name, captions=caps, meta=m))
+            # The raw text stays beside the stripped one: the DCASE script keys queries on it.
+            items.append(Item.from_source(name, audio_dir / name, (row[c] for c in cols[1:]),
+                                          meta.get(name, {})))
         return items, bad, N_CAPTIONS
 
 

@@ -82,10 +82,10 @@ class CsvCaptionsDataset(CaptionDataset):
                                            f"{where}: file is also in split {other!r}; a recording must "
                                            f"belong to one split (train/test leakage)"))
                 continue
-            groups[split].setdefault(fname, []).append(row["caption"].strip())
+            groups[split].setdefault(fname, []).append(row["caption"])
         out: dict[str, tuple[list[Item], list[BadEntry]]] = {}
         for split in SPLITS:
-            items = [Item(audio_id=f, audio_path=self.root / f, captions=tuple(c)) for f, c in groups[split].items()]
+            items = [Item.from_source(f, self.root / f, c) for f, c in groups[split].items()]
             out[split] = (items, bad[split])
         self._rows = out
         return out
