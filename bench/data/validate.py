@@ -282,6 +282,9 @@ def validate_dataset(dataset: Any, splits: Sequence[str] = ("train", "val", "tes
                    "options": getattr(dataset, "options", None)}
             reports[name] = validate_split_cached(items, cache_dir=None if cache_dir is True else cache_dir,
                                                   dataset_key=key, **kwargs)
+        parse_warnings = getattr(dataset, "parse_warnings", None)  # e.g. a repeated train row, used once
+        if callable(parse_warnings):
+            reports[name].warnings[:0] = list(parse_warnings(name))
     mark_duplicates(reports, splits, opts.on_leak)
     if log_warnings:  # `bench validate` lists them itself
         log_report_warnings(reports.values())

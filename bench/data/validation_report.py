@@ -177,7 +177,8 @@ def split_stats(items: Sequence[Any], bad_indices: set[int], decoded: Sequence[l
 
 def _reason_kind(reason: str) -> str:
     r = reason.lower()
-    for key, label in (("identical audio", "identical audio"), ("also in split", "listed in two splits"),
+    for key, label in (("duplicated row", "duplicated row"),
+                       ("identical audio", "identical audio"), ("also in split", "listed in two splits"),
                        ("fields, header has", "malformed CSV row"), ("is not one of train", "malformed CSV row"),
                        ("empty file_name", "malformed CSV row"), ("header says", "length differs from header"),
                        ("too short", "too short"), ("short clip", "short"),

@@ -133,6 +133,28 @@ def load_splits(dataset: Any, sample_rate: int,
     return splits, skipped, summaries
 
 
+def _load_or_list_all(cfg: RunConfig, registry: Registry,
+                      components: Components) -> tuple[dict[str, SplitData], list[dict[str, Any]], dict[str, Any]]:
+    """:func:`load_splits`; a refused dataset is refused with every bad entry, as `bench validate` lists them."""
+    from bench.data.full_report import full_reports, n_bad, report_lines
+
+    sample_rate = int(components.audio_encoder.sample_rate)
+    try:
+        return load_splits(components.dataset, sample_rate)
+    except DataError:
+        if getattr(components.dataset, "on_error", "raise") != "raise":
+            raise
+        reports = full_reports(registry, cfg.dataset, sample_rate=sample_rate)
+        if not n_bad(reports):
+            raise  # not a bad entry (e.g. an empty split): the original message says it
+        for line in report_lines(reports):
+            log.error("%s", line)
+        member = cfg.dataset.evaluated_on
+        raise DataError(f"{n_bad(reports)} bad entr{'y' if n_bad(reports) == 1 else 'ies'} in dataset "
+                        f"{cfg.dataset.name}, listed above (as `bench validate` lists them); fix them, or pass "
+                        f"--set {member}.on_error=skip to skip them (they are listed in the result)") from None
+
+
 def find_existing(cfg: RunConfig) -> tuple[dict[str, Any] | None, Path | None]:
     """A finished result of the same combination and seed, or an unfinished run directory of it."""
     combo = combination_id(cfg)
@@ -201,7 +223,7 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
     # exists, so a run that cannot start (missing weights, a bad dataset, a logger's missing
     # package) leaves nothing behind.
     components = build_components(cfg, registry)
-    splits, skipped, validation = load_splits(components.dataset, int(components.audio_encoder.sample_rate))
+    splits, skipped, validation = _load_or_list_all(cfg, registry, components)
     lifecycle = Lifecycle.for_run(registry, cfg.loggers) if dist.is_main_process() else NoLifecycle()
     resumed = (run_dir / "last.pt").is_file()
     if dist.is_main_process():

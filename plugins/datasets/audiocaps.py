@@ -98,6 +98,7 @@ class AudioCapsDataset(CaptionDataset):
         audio_dir = self.root / self.audio_dir.format(split=split)
         clips: dict[str, dict[str, Any]] = {}
         bad: list[BadEntry] = []
+        seen_rows: dict[tuple[str, str], int] = {}
         for line, row, problem in read_csv(csv_path, COLUMNS, what="captions CSV", on_error=self.on_error):
             where = f"{csv_path.name} line {line}"
             if row is None:
@@ -121,6 +122,9 @@ class AudioCapsDataset(CaptionDataset):
                                     f"youtube_id {yid} start {start} maps to the same file as "
                                     f"{clip['youtube_id']} start {clip['start_time']}; add {{start_time}} "
                                     f"to audiocaps.pattern"))
+                continue
+            if self._repeated_row(seen_rows, (rel, row["caption"].strip()), line, split, where, csv_path,
+                                  f"{rel!r} with caption {row['caption'].strip()!r}", bad):
                 continue
             clip["captions"].append(row["caption"])
             clip["audiocap_ids"].append(row["audiocap_id"].strip())

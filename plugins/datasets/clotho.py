@@ -89,6 +89,7 @@ class ClothoDataset(CaptionDataset):
         cols = ("file_name",) + tuple(f"caption_{i}" for i in range(1, N_CAPTIONS + 1))
         meta = self._metadata(folder)
         items, bad = [], []
+        seen_rows: dict[tuple[str, ...], int] = {}
         for line, row, problem in read_csv(csv_path, cols, what="captions CSV", on_error=self.on_error):
             if row is None:
                 bad.append(BadEntry(split, f"{csv_path.name} line {line}", str(csv_path), problem or ""))
@@ -98,6 +99,10 @@ class ClothoDataset(CaptionDataset):
             if reason:
                 bad.append(BadEntry(split, name or f"{csv_path.name} line {line}",
                                     str(audio_dir / name), reason))
+                continue
+            # The same file with other captions stays a duplicate audio_id (validation names it).
+            if self._repeated_row(seen_rows, (name, *(row[c].strip() for c in cols[1:])), line, split,
+                                  f"{csv_path.name} line {line}", csv_path, f"{name!r} with the same captions", bad):
                 continue
             # The raw text stays beside the stripped one: the DCASE script keys queries on it.
             items.append(Item.from_source(name, audio_dir / name, (row[c] for c in cols[1:]),

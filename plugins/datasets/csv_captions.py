@@ -60,6 +60,7 @@ class CsvCaptionsDataset(CaptionDataset):
         groups: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
         bad: dict[str, list[BadEntry]] = {s: [] for s in SPLITS}
         first_split: dict[str, str] = {}
+        seen_rows: dict[tuple[str, str], int] = {}
         name = self.captions_path.name
         for line, row, problem in read_csv(self.captions_path, COLUMNS, what="captions CSV", on_error=self.on_error):
             where = f"{name} line {line}"
@@ -81,6 +82,9 @@ class CsvCaptionsDataset(CaptionDataset):
                 bad[split].append(BadEntry(split, fname, str(self.root / fname),
                                            f"{where}: file is also in split {other!r}; a recording must "
                                            f"belong to one split (train/test leakage)"))
+                continue
+            if self._repeated_row(seen_rows, (fname, row["caption"].strip()), line, split, where, self.captions_path,
+                                  f"{fname!r} with caption {row['caption'].strip()!r}", bad[split]):
                 continue
             groups[split].setdefault(fname, []).append(row["caption"])
         out: dict[str, tuple[list[Item], list[BadEntry]]] = {}
