@@ -382,6 +382,11 @@ def worker_init(worker_id: int) -> None:
 
     parent = _FORKED_BY[0]
     _die_with_parent(parent)
+    # A parent stopped by a signal mid-transfer leaves this worker's fd-sharing thread with a broken
+    # connection; that is the parent's stop, which it reports in one line (bench.core.interrupts).
+    from bench.core import interrupts
+
+    interrupts.quiet_broken_connections()
     # Each worker would otherwise use as many threads as cores, oversubscribing the machine.
     torch.set_num_threads(1)
     if worker_id == 0:
