@@ -40,14 +40,16 @@ def _captions(i: int) -> list[str]:
 
 
 def _write_clotho(root: Path) -> None:
-    for folder in FOLDERS:
+    for code, folder in enumerate(FOLDERS):
         (root / folder).mkdir(parents=True)
         with open(root / f"clotho_captions_{folder}.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)  # quotes only where needed: "water runs " stays unquoted
             writer.writerow(["file_name"] + [f"caption_{j}" for j in range(1, 6)])
             for i in range(N_AUDIOS):
                 name = f"{folder}_{i:02d}.wav"
-                sf.write(root / folder / name, np.full(1600, 0.1, np.float32), 16000)
+                # Every clip its own length: the fake model below embeds a clip by its length.
+                clip = np.random.default_rng([code, i]).uniform(-0.5, 0.5, 1600 + 160 * i).astype(np.float32)
+                sf.write(root / folder / name, clip, 16000)
                 writer.writerow([name] + _captions(i))
 
 
@@ -57,7 +59,8 @@ def _text_embedding(text: str) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(8)
 
 
-def script_metrics(gt_csv: Path, audio: np.ndarray, file_names: list[str]) -> dict[str, float]:
+def script_metrics(gt_csv: Path, audio: np.ndarray, file_names: list[str], *, text_dtype: type = np.float64,
+                   audio32: np.ndarray | None = None) -> dict[str, float]:
     """The DCASE script's metrics for a system that ranks files by text @ audio (see the module docstring)."""
     table = pd.read_csv(gt_csv)
     truth: dict[str, str] = {}
@@ -67,7 +70,7 @@ def script_metrics(gt_csv: Path, audio: np.ndarray, file_names: list[str]) -> di
     # The submission a ranking system writes: each caption key with its 10 best files.
     submission = {}
     for text in truth:
-        scores = audio @ _text_embedding(text)
+        scores = (audio if audio32 is None else audio32) @ _text_embedding(text).astype(text_dtype)
         submission[text] = [file_names[j] for j in np.argsort(-scores, kind="stable")[:10]]
     r1, r5, r10, ap = [], [], [], []
     for text, relevant in truth.items():
@@ -107,3 +110,51 @@ def test_clotho_keeps_the_raw_text_beside_the_stripped_one(tmp_path) -> None:
     assert items[3].source_captions[2] == "  rain on a roof  " and items[3].captions[2] == "rain on a roof"
     assert items[5].source_captions == ()  # nothing to keep: the text is already clean
     assert pd.read_csv(tmp_path / "clotho_captions_evaluation.csv").values.tolist()[1][1] == "water runs "
+
+
+class _ByLength:
+    """A deterministic 'model': a clip's vector depends on its length, a caption's on its stripped text."""
+
+    stochastic = False
+    fingerprint = "dcase-reference-v1"
+    sample_rate = 16000
+
+    @staticmethod
+    def audio_vector(n_samples: int) -> np.ndarray:
+        return np.random.default_rng(n_samples).standard_normal(8)
+
+    def embed_audio(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.stack([self.audio_vector(int(n)) for n in lengths])).float()
+
+    def embed_text(self, captions: list[str]) -> torch.Tensor:
+        return torch.from_numpy(np.stack([_text_embedding(c) for c in captions])).float()
+
+
+def test_bench_eval_protocol_dcase_gives_the_scripts_numbers(tmp_path, monkeypatch) -> None:
+    """The whole `bench eval --protocol dcase` path (dataset plugin, split, embeddings, protocol, result)."""
+    import types
+
+    import bench
+    from bench.core.registry import Registry
+    from bench.evaluation.embedding_cache import EmbeddingCache
+    from bench.runs.eval_run import Target, evaluate_target
+
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    _write_clotho(tmp_path / "clotho")
+    module = types.ModuleType("dcase_reference_model")
+    module.register_models = bench.hookimpl(lambda register: register("bylength", _ByLength))
+    registry = Registry()
+    registry.load_entry_points(autoload=False)
+    registry.register_module(module, "bylength", distribution="bench-bylength", version="1")
+    (result,) = evaluate_target(Target(model="bylength"), "clotho", {"clotho": {"root": str(tmp_path / "clotho")}},
+                                protocols=["dcase"], seed=0, batch_size=4, num_workers=0, device="cpu",
+                                results_dir=tmp_path / "results", runs_dir=tmp_path / "runs", force=False,
+                                registry=registry, cache=EmbeddingCache(tmp_path / "embeddings"))
+    assert result["protocol"] == "dcase"
+    # The script's numbers for the same system: float32 embeddings, as bench scores them.
+    names = [f"evaluation_{i:02d}.wav" for i in range(N_AUDIOS)]
+    audio = np.stack([_ByLength.audio_vector(1600 + 160 * i) for i in range(N_AUDIOS)]).astype(np.float32)
+    want = script_metrics(tmp_path / "clotho" / "clotho_captions_evaluation.csv", audio.astype(np.float64), names,
+                          text_dtype=np.float32, audio32=audio)
+    for key in ("R@1", "R@5", "R@10", "mAP@10"):
+        assert result["metrics"]["t2a"][key] == pytest.approx(want[key], abs=1e-12), key
