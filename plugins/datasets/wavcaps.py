@@ -179,8 +179,8 @@ class WavCapsDataset(CaptionDataset):
                     self.excluded_count += 1
                     continue
                 caption = entry["caption"] if isinstance(entry["caption"], str) else str(entry["caption"])
-                items.append(Item(audio_id=f"{subset}/{sid}", audio_path=audio_dir / f"{sid}.flac",
-                                  captions=(caption.strip(),), meta={"subset": subset, "id": sid}))
+                items.append(Item.from_source(f"{subset}/{sid}", audio_dir / f"{sid}.flac", (caption,),
+                                              {"subset": subset, "id": sid}))
         return items, bad, 1
 
 
