@@ -105,3 +105,20 @@ def test_run_refuses_with_the_full_list_that_validate_prints(tmp_path, capsys) -
     assert shown == listed, out + err
     assert "5 bad entries in dataset csv, listed above" in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_the_full_listing_reuses_the_refused_runs_manifests(tmp_path) -> None:
+    """A dataset that parses but has a bad file: the run's validation (on_error=raise) and the full listing
+    (on_error=skip) share manifests, so the listing does not decode every file a second time."""
+    from bench.core.config import DatasetSpec
+    from bench.core.registry import get_registry
+    from bench.data.full_report import full_reports
+
+    root, captions = _csv_dataset(tmp_path)
+    captions.write_text("\n".join(captions.read_text().splitlines()[:-2]) + "\n")  # no repeated rows
+    (root / "test0.wav").write_bytes(b"RIFF not really a wav")
+    options = {"root": str(root), "captions": str(captions)}
+    validate_dataset(build_csv(**options), log_warnings=False)  # what `bench run` did before it refused
+    reports = full_reports(get_registry(), DatasetSpec("csv", options))
+    assert all(report.from_cache for report in reports.values())
+    assert [b.audio_id for b in reports["test"].bad] == ["test0.wav"]
