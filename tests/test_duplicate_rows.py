@@ -103,7 +103,10 @@ def test_run_refuses_with_the_full_list_that_validate_prints(tmp_path, capsys) -
     assert code != 0
     shown = [line.strip() for line in (out + err).splitlines() if line.startswith("  [")]
     assert shown == listed, out + err
-    assert "5 bad entries in dataset csv, listed above" in err and "Traceback" not in err
+    (error,) = [line for line in err.splitlines() if line.startswith("bench run: error:")]
+    assert error.startswith("bench run: error: 5 bad entries in dataset csv (all listed above")
+    assert all(entry in error for entry in listed) and "csv.on_error=skip" in error
+    assert "Traceback" not in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 

@@ -43,3 +43,13 @@ def report_lines(reports: Mapping[str, ValidationReport]) -> list[str]:
 
 def n_bad(reports: Mapping[str, ValidationReport]) -> int:
     return sum(len(report.bad) for report in reports.values())
+
+
+def refusal(reports: Mapping[str, ValidationReport], dataset: str, member: str, show: int = 10) -> str:
+    """The one-line refusal of a bad dataset: how many, the first ``show`` entries, and the fix."""
+    bad = [entry for report in reports.values() for entry in report.bad]
+    shown = "; ".join(str(entry) for entry in bad[:show])
+    more = f"; ... and {len(bad) - show} more" if len(bad) > show else ""
+    return (f"{len(bad)} bad entr{'y' if len(bad) == 1 else 'ies'} in dataset {dataset} (all listed above, as "
+            f"`bench validate` lists them): {shown}{more}. Fix them, or pass --set {member}.on_error=skip to skip "
+            "them (they are listed in the result)")

@@ -136,7 +136,7 @@ def load_splits(dataset: Any, sample_rate: int,
 def _load_or_list_all(cfg: RunConfig, registry: Registry,
                       components: Components) -> tuple[dict[str, SplitData], list[dict[str, Any]], dict[str, Any]]:
     """:func:`load_splits`; a refused dataset is refused with every bad entry, as `bench validate` lists them."""
-    from bench.data.full_report import full_reports, n_bad, report_lines
+    from bench.data.full_report import full_reports, n_bad, refusal, report_lines
 
     sample_rate = int(components.audio_encoder.sample_rate)
     try:
@@ -149,10 +149,7 @@ def _load_or_list_all(cfg: RunConfig, registry: Registry,
             raise  # not a bad entry (e.g. an empty split): the original message says it
         for line in report_lines(reports):
             log.error("%s", line)
-        member = cfg.dataset.evaluated_on
-        raise DataError(f"{n_bad(reports)} bad entr{'y' if n_bad(reports) == 1 else 'ies'} in dataset "
-                        f"{cfg.dataset.name}, listed above (as `bench validate` lists them); fix them, or pass "
-                        f"--set {member}.on_error=skip to skip them (they are listed in the result)") from None
+        raise DataError(refusal(reports, cfg.dataset.name, cfg.dataset.evaluated_on)) from None
 
 
 def find_existing(cfg: RunConfig) -> tuple[dict[str, Any] | None, Path | None]:
