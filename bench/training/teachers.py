@@ -85,12 +85,18 @@ def store_inputs(best_path: Path, split: SplitData) -> dict[str, Any]:
     return {"checkpoint": checkpoint, "audio": audio_files_signature(split.items)}
 
 
-def store_is_current(directory: Path, inputs: dict[str, Any]) -> bool:
-    """A finished store (meta.json, written last) built from exactly ``inputs``; otherwise it is rebuilt."""
+def store_is_current(directory: Path, inputs: dict[str, Any], fingerprint: str | None = None) -> bool:
+    """A finished store (meta.json, written last) built from exactly ``inputs``; otherwise it is rebuilt.
+
+    A store of another split (``fingerprint`` differs: copied or linked under this split's name)
+    is not rebuilt over: :class:`TeacherEmbeddings` refuses it with its own message.
+    """
     try:
         meta = json.loads((directory / "meta.json").read_text())
     except (OSError, ValueError):
         return False
+    if fingerprint is not None and meta.get("fingerprint") != fingerprint:
+        return True
     if meta.get("version") == STORE_VERSION and all(meta.get(k) == v for k, v in inputs.items()):
         return True
     import logging
@@ -117,7 +123,7 @@ def build_store(teacher_run_dir: Path, split: SplitData, *, device: str, batch_s
     config_path = Path(teacher_run_dir) / "config.json"
     best_path = Path(teacher_run_dir) / "best.pt"
     inputs = store_inputs(best_path, split)
-    if store_is_current(directory, inputs):
+    if store_is_current(directory, inputs, split.fingerprint()):
         return directory
     if not config_path.is_file() or not best_path.is_file():
         raise ConfigError(
