@@ -103,9 +103,12 @@ class Item(Protocol):
 class Dataset(Protocol):
     """An object whose ``split(name)``, for ``"train"``, ``"val"`` and ``"test"``, returns items.
 
-    Optional: ``on_error`` (``"raise"`` or ``"skip"``), ``skipped(split)``, and the metadata
-    read when datasets are combined (``has_eval_splits``, ``contains_eval_audio_of``,
-    ``leakage_excluded``, ``leakage_advice``; see :mod:`bench.hookspecs`).
+    Optional: ``on_error`` (``"raise"`` or ``"skip"``), ``skipped(split)``, ``parse_warnings(split)``
+    (usable entries worth a look, e.g. a repeated train row; listed and counted like validation
+    warnings), and the metadata read when datasets are combined (``has_eval_splits``,
+    ``contains_eval_audio_of``, ``leakage_excluded``, ``leakage_advice``; see :mod:`bench.hookspecs`).
+    Items may carry ``source_captions``, the captions as the source file holds them before any
+    cleaning (the ``dcase`` protocol keys on them; :class:`bench.data.items.Item`).
     """
 
     def split(self, name: str) -> Sequence[Item]: ...

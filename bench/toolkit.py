@@ -12,7 +12,9 @@ they do. Each name keeps its meaning across versions; the modules they come from
 - :func:`atomic_path`, :func:`atomic_write_bytes`, :func:`atomic_write_text`, :func:`as_disk_full`:
   write a file whole or not at all;
 - :func:`config_to_json`: a run's configuration as plain JSON (for loggers);
-- :func:`weights_fingerprint`: a content hash of a model's weights (for embedding-cache keys);
+- :func:`weights_fingerprint`: a content hash of a model's weights (for embedding-cache keys), and
+  :func:`files_fingerprint`: of the config/tokenizer/processor files it was loaded from (set it as
+  the module's ``source_fingerprint``, and ``weights_fingerprint`` covers those files too);
 - for launchers (``register_launchers``): :func:`run_grid` runs combinations where the launcher
   put them (skips finished ones, resumes interrupted ones, holds each combination's lock),
   :func:`combination_id`, :func:`find_existing` and :func:`reuse_line` name and find finished
@@ -39,7 +41,7 @@ from bench.runs.launchers import join_process_group, relaunch_with_torchrun
 
 # name -> module, imported on first use (they import torch).
 _LAZY = {
-    "weights_fingerprint": "bench.evaluation.embedding_cache",
+    "weights_fingerprint": "bench.evaluation.embedding_cache", "files_fingerprint": "bench.evaluation.embedding_cache",
     "run_grid": "bench.runs.grid", "reuse_line": "bench.runs.grid",
     "combination_id": "bench.runs.run", "find_existing": "bench.runs.run",
 }

@@ -36,3 +36,32 @@ def cache_dirs() -> list[Path]:
     home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "huggingface")
     dirs.append(os.path.join(home, "hub"))
     return [Path(d).expanduser() for d in dirs if d]
+
+
+def source_folder(source: str) -> Path | None:
+    """The folder ``from_pretrained(source)`` read its files from: the directory itself, or the hub
+    snapshot it resolved to (None when it cannot be told; call after loading, so it is cached)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from transformers.utils import cached_file
+
+        found = cached_file(source, "config.json", local_files_only=True)
+    except Exception:  # transformers raises OSError, ValueError or hub errors
+        return None
+    return Path(found).parent if found else None
+
+
+def source_fingerprint(source: str, *fallback: object) -> str:
+    """:func:`bench.toolkit.files_fingerprint` of the folder a model was loaded from; without one,
+    a hash of ``fallback`` (e.g. the loaded tokenizer's and config's settings)."""
+    import hashlib
+    import json
+
+    from bench.toolkit import files_fingerprint
+
+    folder = source_folder(source)
+    if folder is not None:
+        return files_fingerprint(folder)
+    return hashlib.sha256(json.dumps(fallback, sort_keys=True, default=str).encode()).hexdigest()[:20]

@@ -86,7 +86,7 @@ def make_corpus(base: Path) -> tuple[Path, Path, list[Kind], dict[str, int]]:
     bad_file("nan_late.wav", "NaN after the first second", "first at 1.500 s", wav_bytes(nan_late, subtype="FLOAT"))
     bad_file("inf.wav", "+inf sample", "nan/inf", wav_bytes(inf, subtype="FLOAT"))
     bad_file("one_sample.wav", "1-sample file", "too short", wav_bytes(np.full(1, 0.2, np.float32)))
-    bad_file("ten_ms.wav", "10 ms file", "too short: 0.0100 s", wav_bytes(noise(0.01, 16000, 104)))
+    bad_file("five_ms.wav", "5 ms file", "too short: 0.0050 s", wav_bytes(noise(0.005, 16000, 104)))
     bad_file("rate1.wav", "1 Hz sample rate", "implausible sample rate 1 hz",
              wav_bytes(np.full(10, 0.2, np.float32), sr=1))
     bad_file("rate500k.wav", "500 kHz sample rate", "implausible sample rate 500000 hz",

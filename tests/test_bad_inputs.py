@@ -89,7 +89,7 @@ AUDIO_ROWS = {
     "header claims a huge length": (_huge_header, "header says 1073741696 frames"),
     "NaN after the first second": (_nan_after_first_second, "10 nan/inf sample(s), the first at 1.250 s"),
     "1-sample file": (lambda: wav_bytes(np.full(1, 0.3, np.float32)), "too short: 0.0001 s (1 frames)"),
-    "10 ms file": (lambda: wav_bytes(noise(0.01, 16000, 52)), "too short: 0.0100 s"),
+    "5 ms file": (lambda: wav_bytes(noise(0.005, 16000, 52)), "too short: 0.0050 s"),
     "1 Hz sample rate": (lambda: wav_bytes(np.full(8, 0.3, np.float32), sr=1), "implausible sample rate 1 hz"),
 }
 

@@ -87,3 +87,28 @@ def test_bench_protocol_is_bench_metrics() -> None:
 def test_unknown_protocol_suggests() -> None:
     with pytest.raises(ConfigError, match="did you mean 'laion-clap'"):
         check_protocol("laion_clap")
+
+
+def test_dcase_keeps_texts_that_differ_only_by_surrounding_spaces_apart() -> None:
+    # The DCASE script keys on the CSV cell as pandas reads it: "water runs" and "water runs " are two
+    # queries with their own relevant file. Stripped, they would be one query (the last: audio 1).
+    captions = ["water runs", "water runs ", " water runs", "birds"]
+    owner = np.array([0, 1, 2, 2])
+    rows, positives = dcase_queries(owner, captions)
+    assert rows.tolist() == [0, 1, 2, 3] and positives.tolist() == [0, 1, 2, 2]
+    scores = torch.tensor([[0.9, 0.5, 0.1]] * 3 + [[0.1, 0.2, 0.3]])  # identical texts, identical rows
+    got = protocol_metrics("dcase", torch.eye(3), scores, owner, captions)["t2a"]
+    assert got["mAP@10"] == pytest.approx((1 + 1 / 2 + 1 / 3 + 1) / 4)
+    merged = protocol_metrics("dcase", torch.eye(3), scores, owner, [c.strip() for c in captions])["t2a"]
+    assert merged["mAP@10"] == pytest.approx((1 / 3 + 1) / 2)  # "water runs" -> audio 2 only
+
+
+def test_dcase_repeated_text_across_recordings_is_one_query_for_the_last() -> None:
+    # The same text on three recordings: one query, relevant = the last row's file (a later row overwrites).
+    captions = ["a door slams", "a door slams", "a door slams", "wind"]
+    owner = np.array([0, 1, 2, 0])
+    rows, positives = dcase_queries(owner, captions)
+    assert dict(zip(rows.tolist(), positives.tolist())) == {2: 2, 3: 0}
+    scores = torch.tensor([[0.1, 0.9, 0.5]] * 3 + [[0.8, 0.1, 0.2]])
+    got = protocol_metrics("dcase", torch.eye(3), scores, owner, captions)["t2a"]
+    assert got["R@1"] == 0.5 and got["mAP@10"] == pytest.approx((1 / 2 + 1) / 2)

@@ -151,9 +151,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from bench.core.config import DatasetSpec, dataset_spec, parse_set_options
     from bench.core.registry import get_registry
-    from bench.data.datasets import build_dataset
-    from bench.data.validate import validate_dataset
-    from bench.runs.run import SPLITS
+    from bench.data.full_report import full_reports, n_bad, report_lines
 
     registry = get_registry()
     set_options = parse_set_options(args.set)
@@ -162,21 +160,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if stray:
         raise ConfigError(f"--set {stray[0]}.…: {stray[0]!r} is not part of dataset {args.dataset!r}")
     skipping = all((set_options.get(m, {}).get("on_error") or "raise") == "skip" for m in members)
-    for member in members:
-        # Report every bad entry, including those a dataset would refuse while parsing.
-        if "on_error" in registry.get("dataset", member).option_defaults():
-            set_options.setdefault(member, {})["on_error"] = "skip"
-    dataset = build_dataset(dataset_spec(registry, args.dataset, set_options), registry)
-    reports = validate_dataset(dataset, SPLITS, sample_rate=args.sample_rate, log_warnings=False)
-    bad_total = 0
-    for name in SPLITS:
-        report = reports[name]
-        print(report.summary())
-        for bad in report.bad:
-            print(f"  {bad}")
-        for warning in report.warnings:  # usable, but worth a look (silence, identical audio)
-            print(f"  warning: {warning}")
-        bad_total += len(report.bad)
+    # Every bad entry, including those a dataset would refuse while parsing (bench.data.full_report).
+    reports = full_reports(registry, dataset_spec(registry, args.dataset, set_options), sample_rate=args.sample_rate)
+    for line in report_lines(reports):
+        print(line)
+    bad_total = n_bad(reports)
     if bad_total:
         advice = ("a run skips them and lists them in its result" if skipping else
                   f"a run refuses this dataset unless --set {members[-1]}.on_error=skip")

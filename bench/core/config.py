@@ -199,6 +199,11 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
                           f"and [[stages]]")
     data.setdefault("run", {})
     data.setdefault("set", {})
+    for table in ("run", "set"):  # `run = 3` or `[[run]]` parse as TOML but are no tables
+        if not isinstance(data[table], dict):
+            raise ConfigError(f"{path}: {table} is {type(data[table]).__name__}, not a table; write it as [{table}]")
+    if not isinstance(data.get("description", ""), str):
+        raise ConfigError(f"{path}: description must be a string")
     data["stages"] = _preset_stages(path, data.get("stages", []))
     data["path"] = str(path)
     return data

@@ -13,6 +13,13 @@ callbacks (``logging``'s lock release) swallow it, and torch's iterator, interru
 prints an ``AttributeError`` from its ``__del__``. So inside :func:`deferred` (bench's
 DataLoader wraps the start of its workers in it) and during any fork, the handler only records
 the signal; it is raised when the block ends, or re-sent 50 ms after a fork elsewhere.
+
+A stop also breaks connections mid-transfer: a DataLoader batch reaches the parent as file
+descriptors handed over by ``multiprocessing.resource_sharer``'s thread in the worker, and a parent
+stopped during that hand-over leaves the worker's thread with a ``ConnectionResetError``, which
+it prints through ``sys.excepthook`` after bench's own one-line message. A broken connection in
+a worker, or in the parent after a stop signal, only says that the other side stopped, and the
+parent reports why; :func:`quiet_broken_connections` keeps such errors off the terminal there.
 """
 
 from __future__ import annotations
@@ -20,11 +27,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Interrupted", "check", "deferred", "handling", "note_run", "received", "resume_hint"]
+__all__ = ["Interrupted", "check", "deferred", "handling", "note_run", "quiet_broken_connections", "received",
+           "resume_hint"]
 
 _received: int | None = None
 _run: tuple[str, Path] | None = None
@@ -42,10 +52,38 @@ class Interrupted(KeyboardInterrupt):
         self.exit_code = 128 + signum
 
 
+_BROKEN = (ConnectionError, EOFError)  # the other end of a pipe or socket went away
+_quiet_installed = False
+
+
+def quiet_broken_connections(when: Callable[[], bool] = lambda: True) -> None:
+    """From now on, print no traceback for a broken connection (``sys.excepthook``, thread hook) while ``when()``.
+
+    DataLoader workers call it with the default (always: bench.data.loading.worker_init); the stop
+    handler calls it in the parent once a signal arrived. Other exceptions print as before.
+    """
+    global _quiet_installed
+    if _quiet_installed:
+        return
+    _quiet_installed = True
+    plain, threaded = sys.excepthook, threading.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        if not (issubclass(kind, _BROKEN) and when()):
+            plain(kind, value, tb)
+
+    def thread_hook(args: Any) -> None:
+        if not (issubclass(args.exc_type, _BROKEN) and when()):
+            threaded(args)
+
+    sys.excepthook, threading.excepthook = hook, thread_hook
+
+
 def _handler(signum: int, _frame: object) -> None:
     global _received, _held
     if _received is None:
         _received = signum
+        quiet_broken_connections(lambda: _received is not None)
     if _forking or _deferring:
         _held = signum  # raising inside an at-fork callback would be "Exception ignored"
         return
@@ -68,8 +106,9 @@ def _after_fork_in_parent() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _forking, _deferring, _held
+    global _forking, _deferring, _held, _quiet_installed
     _forking, _deferring, _held = 0, 0, None
+    _quiet_installed = False  # a child decides for itself (a DataLoader worker: always quiet)
 
 
 @contextlib.contextmanager

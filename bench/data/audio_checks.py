@@ -7,8 +7,10 @@ datasets carry them as a ``validation`` attribute (see :func:`options_of`).
 
 Defaults, and why:
 
-- ``min_duration=0.1`` s: shorter clips (a 1-sample or 10 ms file) are almost always export
-  mistakes and give an encoder nothing to embed.
+- ``min_duration=0.01`` s: shorter files (a 1-sample file, a few ms) are export mistakes and
+  give an encoder nothing to embed. Clips between that and :data:`SHORT_SECONDS` (0.1 s) are
+  accepted with a counted warning: clicks and UI sounds of tens of milliseconds are real data
+  (sound-effect libraries and desktop sound themes are full of them).
 - ``min_sample_rate=1000``, ``max_sample_rate=384000`` Hz: the range of real recording hardware;
   a 1 Hz header is a broken file, not audio.
 - ``on_silence="warn"``: a file whose peak is below :data:`SILENCE_PEAK` (-80 dBFS, including
@@ -30,6 +32,8 @@ from typing import Any, Literal
 from bench.errors import ConfigError
 
 SILENCE_PEAK = 1e-4  # -80 dBFS: below any real recording's noise floor
+MIN_DURATION = 0.01  # s; the datasets' default min_duration: below it a file is refused
+SHORT_SECONDS = 0.1  # s; accepted but warned about and counted as "short" in the summary
 LONG_SECONDS = 600.0  # counted as "long" in the summary (they are cropped on load)
 ON_SILENCE = ("error", "warn", "ignore")
 ON_LEAK = ("error", "warn")
@@ -39,7 +43,7 @@ ON_LEAK = ("error", "warn")
 class ValidationOptions:
     """Per-dataset validation thresholds and policies (see the module docstring for defaults)."""
 
-    min_duration: float = 0.1
+    min_duration: float = MIN_DURATION
     min_sample_rate: int = 1000
     max_sample_rate: int = 384000
     on_silence: Literal["error", "warn", "ignore"] = "warn"
@@ -116,10 +120,15 @@ def judge(scan: Any, opts: ValidationOptions, target_rate: int | None) -> Judgem
         flags.append("above_target_rate")
     if scan.duration > LONG_SECONDS:
         flags.append("long")
+    warning = None
+    if scan.duration < SHORT_SECONDS:
+        flags.append("short")
+        warning = (f"short clip: {scan.duration:.3f} s, below {SHORT_SECONDS:g} s; accepted (files below "
+                   f"{opts.min_duration:g} s are refused, option min_duration)")
     if scan.peak < SILENCE_PEAK and opts.on_silence != "ignore":
         what = "all zero" if scan.peak == 0 else f"peak {scan.peak:.1e}, below {SILENCE_PEAK:g}"
         text = f"silent ({what}); option on_silence=error|warn|ignore"
         if opts.on_silence == "error":
             return Judgement(text, None, ())
         return Judgement(None, text, (*flags, "silent"))
-    return Judgement(None, None, tuple(flags))
+    return Judgement(None, warning, tuple(flags))

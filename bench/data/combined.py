@@ -109,6 +109,18 @@ class CombinedDataset:
         return out
 
 
+    def parse_warnings(self, name: str) -> list[Any]:
+        """The members' parse warnings (e.g. repeated rows), like :meth:`skipped`."""
+        members = list(zip(self.names, self.datasets)) if name == "train" else [(self.names[-1], self.datasets[-1])]
+        out: list[Any] = []
+        for member, ds in members:
+            fn = getattr(ds, "parse_warnings", None)
+            for w in (fn(name) if callable(fn) else []):
+                renamed = name == "train" and hasattr(w, "_replace")
+                out.append(w._replace(audio_id=f"{member}/{w.audio_id}") if renamed else w)
+        return out
+
+
 def _prefixed(member: str, item: Any) -> Any:
     new_id = f"{member}/{item.audio_id}"
     if isinstance(item, Item):

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader as TorchDataLoader
 from torch.utils.data import Dataset, Sampler
 
 from bench.data.batch import Batch
+from bench.data.items import source_captions
 from bench.errors import DataError
 
 
@@ -54,6 +55,11 @@ class SplitData:
                 owner.append(index)
                 slot.append(position)
         return cls(name, items, captions, np.asarray(owner, dtype=np.int64), np.asarray(slot, dtype=np.int64))
+
+    @functools.cached_property
+    def source_captions(self) -> list[str]:
+        """Each caption as its source file holds it (surrounding spaces kept; see :class:`bench.data.items.Item`)."""
+        return [caption for item in self.items for caption in source_captions(item)]
 
     @property
     def n_audios(self) -> int:
@@ -376,6 +382,11 @@ def worker_init(worker_id: int) -> None:
 
     parent = _FORKED_BY[0]
     _die_with_parent(parent)
+    # A parent stopped by a signal mid-transfer leaves this worker's fd-sharing thread with a broken
+    # connection; that is the parent's stop, which it reports in one line (bench.core.interrupts).
+    from bench.core import interrupts
+
+    interrupts.quiet_broken_connections()
     # Each worker would otherwise use as many threads as cores, oversubscribing the machine.
     torch.set_num_threads(1)
     if worker_id == 0:

@@ -114,7 +114,8 @@ class ValidationReport:
         counted = [(s.get("n_multichannel"), "multichannel (mixed to mono)"),
                    (s.get("n_above_target_rate"), "above the target rate (resampled down)"),
                    (s.get("n_long"), "longer than 10 min (cropped to the encoder's max_seconds)"),
-                   (s.get("n_silent"), "silent")]
+                   (s.get("n_silent"), "silent"),
+                   (s.get("n_short"), "shorter than 0.1 s")]
         accepted = [f"{n} {what}" for n, what in counted if n]
         if accepted:
             parts.append("accepted " + ", ".join(accepted))
@@ -148,7 +149,7 @@ class ValidationReport:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
 
-FLAGS = ("multichannel", "above_target_rate", "long", "silent")
+FLAGS = ("multichannel", "above_target_rate", "long", "silent", "short")
 """Accepted-but-notable properties of a file, counted in a split's stats as ``n_<flag>``."""
 
 _DECODED_STATS = ("duration_min", "duration_max", "duration_mean", "duration_total", "sample_rates")
@@ -176,10 +177,12 @@ def split_stats(items: Sequence[Any], bad_indices: set[int], decoded: Sequence[l
 
 def _reason_kind(reason: str) -> str:
     r = reason.lower()
-    for key, label in (("identical audio", "identical audio"), ("also in split", "listed in two splits"),
+    for key, label in (("duplicated row", "duplicated row"),
+                       ("identical audio", "identical audio"), ("also in split", "listed in two splits"),
                        ("fields, header has", "malformed CSV row"), ("is not one of train", "malformed CSV row"),
                        ("empty file_name", "malformed CSV row"), ("header says", "length differs from header"),
-                       ("too short", "too short"), ("sample rate", "bad sample rate"), ("silent", "silent"),
+                       ("too short", "too short"), ("short clip", "short"),
+                       ("sample rate", "bad sample rate"), ("silent", "silent"),
                        ("not found", "missing"), ("missing", "missing"), ("empty (0 bytes)", "empty file"),
                        ("nan", "non-finite"), ("not an audio", "not audio"), ("header", "bad header"),
                        ("duplicate", "duplicate"), ("outside", "path escapes root"),

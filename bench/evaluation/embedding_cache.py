@@ -2,7 +2,9 @@
 
 A frozen encoder is a fixed function, so its output for a caption or a recording only has to
 be computed once. Entries are keyed by the encoder's name and options, a fingerprint of its
-weights, the split's content fingerprint and the audio view (the crop/window policy). Each entry
+weights and of the files it was loaded from (tokenizer, config), the split's content fingerprint,
+for audio the size and mtime of every file, and the audio view (the crop/window policy); the
+whole key is written out in docs/caches.md. Each entry
 is one fp32 array per (key, split, modality) in the shared :class:`bench.core.array_store.ArrayStore`
 (atomic writes), so an interrupted or concurrent run never sees half an entry; two runs that
 compute the same entry at once both write identical bytes and the last rename wins.
@@ -30,9 +32,41 @@ from bench.core.cache_dir import EMBEDDINGS, cache_path
 CACHE_VERSION = 1
 
 
-def weights_fingerprint(module: nn.Module) -> str:
-    """Hash of every parameter and buffer: what makes two frozen encoders the same function."""
+# Weight files are hashed from the loaded module (weights_fingerprint), not read a second time.
+WEIGHT_SUFFIXES = frozenset({".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".onnx", ".gguf"})
+
+
+def files_fingerprint(folder: str | Path) -> str:
+    """Hash of the name and bytes of every file directly in ``folder`` except weight files.
+
+    ``from_pretrained`` reads a model's configuration, tokenizer and processor files from one
+    folder (a local directory or a hub snapshot); each of them can change what the model
+    computes (``model_max_length`` in ``tokenizer_config.json``, a vocabulary, the feature
+    extractor's settings), so an edit to any of them must change a cache key. Hidden files
+    (``.gitattributes``) are skipped; an extra file (a README) costs one needless miss.
+    """
     digest = hashlib.sha256()
+    for path in sorted(Path(folder).iterdir()):
+        if path.name.startswith(".") or not path.is_file() or path.suffix.lower() in WEIGHT_SUFFIXES:
+            continue
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()[:20]
+
+
+def weights_fingerprint(module: nn.Module) -> str:
+    """Hash of every parameter and buffer, and of the files the module was loaded from.
+
+    The files are the ``source_fingerprint`` strings (:func:`files_fingerprint`) that a module or
+    any of its submodules declares, e.g. a text encoder's tokenizer files: what makes two frozen
+    encoders the same function.
+    """
+    digest = hashlib.sha256()
+    for sub in module.modules():
+        declared = getattr(sub, "source_fingerprint", None)
+        if isinstance(declared, str) and declared:
+            digest.update(f"source:{declared}\0".encode())
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
         digest.update(str(tuple(tensor.shape)).encode())
@@ -41,6 +75,27 @@ def weights_fingerprint(module: nn.Module) -> str:
         if data.dtype == torch.bfloat16:
             data = data.view(torch.int16)
         digest.update(data.numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def audio_files_signature(items: Any) -> str:
+    """Hash of each item's audio path, size and modification time (ns).
+
+    A split's fingerprint names its files and captions, not their bytes: an audio file edited in
+    place must still change the key of an audio embedding (as it changes the validation
+    manifest's key). Reading every file again would cost a decode; ``stat`` costs microseconds.
+    """
+    import os
+
+    digest = hashlib.sha256()
+    for item in items:
+        path = os.path.abspath(str(getattr(item, "audio_path", "")))
+        try:
+            st = os.stat(path)
+            signature = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            signature = "missing"
+        digest.update(f"{path}\x1e{signature}\x1d".encode("utf-8", "surrogatepass"))
     return digest.hexdigest()[:20]
 
 
@@ -106,8 +161,8 @@ def frozen_features(model: Any, splits: dict[str, Any], *, audio_spec: Any, text
     for modality, spec, encoder, view in towers:
         weights = weights_fingerprint(encoder)
         for name, split in splits.items():
-            key = entry_key(encoder=spec.name, options=spec.options, weights=weights, split=split.fingerprint(),
-                            view=view)
+            content = split.fingerprint() + (f":{audio_files_signature(split.items)}" if modality == "audio" else "")
+            key = entry_key(encoder=spec.name, options=spec.options, weights=weights, split=content, view=view)
 
             def compute(split: Any = split, modality: str = modality, name: str = name) -> np.ndarray:
                 if modality == "audio":

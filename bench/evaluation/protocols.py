@@ -20,9 +20,10 @@ puts two protocols in one table. docs/protocols.md writes each one out with its 
     DCASE 2022 task 6b evaluation script (xieh97/dcase2022-audio-retrieval, ``eval_script.py``):
     t2a only. Ground truth is a dict from caption *text* to file name, so identical caption
     texts are ONE query whose relevant recording is the last one (in split order) carrying that
-    text. R@k = relevant file in the top k, mAP@10 = reciprocal rank within the top 10. The
-    script scores a submitted top-10 list; bench ranks with its pessimistic ties. The script
-    has no a2t direction: a2t here is bench's.
+    text. The text is the CSV cell as pandas reads it, surrounding spaces kept: callers pass the
+    split's ``source_captions``, not the stripped ones. R@k = relevant file in the top k,
+    mAP@10 = reciprocal rank within the top 10. The script scores a submitted top-10 list;
+    bench ranks with its pessimistic ties. The script has no a2t direction: a2t here is bench's.
 """
 
 from __future__ import annotations

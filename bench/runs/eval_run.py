@@ -146,7 +146,7 @@ def embed_test(built: Built, split: Any, *, seed: int, batch_size: int, num_work
                cache: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(audio [n_audios, D], text [n_captions, D])`` of the test split, from the cache when possible."""
     from bench.model.devices import seed_everything
-    from bench.evaluation.embedding_cache import entry_key
+    from bench.evaluation.embedding_cache import audio_files_signature, entry_key
 
     model, label = built.model, built.label
     fingerprint = model_fingerprint(model)
@@ -164,8 +164,9 @@ def embed_test(built: Built, split: Any, *, seed: int, batch_size: int, num_work
         if fingerprint is None:
             out[modality] = compute()
             continue
+        content = split.fingerprint() + (f":{audio_files_signature(split.items)}" if modality == "audio" else "")
         key = entry_key(encoder=f"model:{label}", options=built.eval_info["model"], weights=fingerprint,
-                        split=split.fingerprint(), view=view)
+                        split=content, view=view)
         out[modality] = np.array(cache.get(key, compute), dtype=np.float32)  # a copy: the cache's is read-only
     audio, text = out["audio"], out["text"]
     if audio.shape[1] != text.shape[1]:
@@ -251,8 +252,9 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
     from bench.runs.run import component_json
 
     scored = time.perf_counter()
+    # The caption texts as the dataset's files hold them: the dcase protocol keys its queries on them.
     metrics = protocol_metrics(protocol, torch.from_numpy(audio), torch.from_numpy(text), test.audio_of_caption,
-                               test.captions, chunk=EVAL_CHUNK)
+                               test.source_captions, chunk=EVAL_CHUNK)
     stamp = _dt.datetime.now(_dt.UTC).strftime("%Y%m%d-%H%M%S")
     name = target.model or "run"
     run_id = base = f"{stamp}-eval-{name}-{'-'.join(spec.members)}-{protocol}-s{seed}-{combo[:6]}"

@@ -140,6 +140,25 @@ def load_splits(dataset: Any, sample_rate: int,
     return splits, skipped, summaries
 
 
+def _load_or_list_all(cfg: RunConfig, registry: Registry,
+                      components: Components) -> tuple[dict[str, SplitData], list[dict[str, Any]], dict[str, Any]]:
+    """:func:`load_splits`; a refused dataset is refused with every bad entry, as `bench validate` lists them."""
+    from bench.data.full_report import full_reports, n_bad, refusal, report_lines
+
+    sample_rate = int(components.audio_encoder.sample_rate)
+    try:
+        return load_splits(components.dataset, sample_rate)
+    except DataError:
+        if getattr(components.dataset, "on_error", "raise") != "raise":
+            raise
+        reports = full_reports(registry, cfg.dataset, sample_rate=sample_rate)
+        if not n_bad(reports):
+            raise  # not a bad entry (e.g. an empty split): the original message says it
+        for line in report_lines(reports):
+            log.error("%s", line)
+        raise DataError(refusal(reports, cfg.dataset.name, cfg.dataset.evaluated_on)) from None
+
+
 def find_existing(cfg: RunConfig) -> tuple[dict[str, Any] | None, Path | None]:
     """A finished result of the same combination and seed, or an unfinished run directory of it."""
     combo = combination_id(cfg)
@@ -208,7 +227,7 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
     # exists, so a run that cannot start (missing weights, a bad dataset, a logger's missing
     # package) leaves nothing behind.
     components = build_components(cfg, registry)
-    splits, skipped, validation = load_splits(components.dataset, int(components.audio_encoder.sample_rate))
+    splits, skipped, validation = _load_or_list_all(cfg, registry, components)
     lifecycle = Lifecycle.for_run(registry, cfg.loggers) if dist.is_main_process() else NoLifecycle()
     resumed = (run_dir / "last.pt").is_file()
     if dist.is_main_process():

@@ -72,6 +72,40 @@ def store_directory(teacher_run_dir: Path, split: SplitData) -> Path:
     return Path(teacher_run_dir) / "teacher_store" / split.fingerprint()
 
 
+def store_inputs(best_path: Path, split: SplitData) -> dict[str, Any]:
+    """What a store's embeddings depend on beyond the split's ids and captions (its directory name):
+    the teacher checkpoint's size and mtime and every training file's (an edit in place is new data)."""
+    from bench.evaluation.embedding_cache import audio_files_signature
+
+    try:
+        st = Path(best_path).stat()
+        checkpoint = f"{st.st_size}:{st.st_mtime_ns}"
+    except OSError:
+        checkpoint = "missing"
+    return {"checkpoint": checkpoint, "audio": audio_files_signature(split.items)}
+
+
+def store_is_current(directory: Path, inputs: dict[str, Any], fingerprint: str | None = None) -> bool:
+    """A finished store (meta.json, written last) built from exactly ``inputs``; otherwise it is rebuilt.
+
+    A store of another split (``fingerprint`` differs: copied or linked under this split's name)
+    is not rebuilt over: :class:`TeacherEmbeddings` refuses it with its own message.
+    """
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    if fingerprint is not None and meta.get("fingerprint") != fingerprint:
+        return True
+    if meta.get("version") == STORE_VERSION and all(meta.get(k) == v for k, v in inputs.items()):
+        return True
+    import logging
+
+    logging.getLogger("bench").info("teacher store %s was built from another checkpoint or other audio; "
+                                    "rebuilding it", directory)
+    return False
+
+
 def build_store(teacher_run_dir: Path, split: SplitData, *, device: str, batch_size: int, num_workers: int,
                 registry: Any) -> Path:
     """Embed ``split`` with the teacher's best checkpoint, once; later calls reuse the files.
@@ -86,10 +120,11 @@ def build_store(teacher_run_dir: Path, split: SplitData, *, device: str, batch_s
     from bench.training.trainer import load_checkpoint, load_model_state, select_device
 
     directory = store_directory(teacher_run_dir, split)
-    if (directory / "meta.json").is_file():
-        return directory
     config_path = Path(teacher_run_dir) / "config.json"
     best_path = Path(teacher_run_dir) / "best.pt"
+    inputs = store_inputs(best_path, split)
+    if store_is_current(directory, inputs, split.fingerprint()):
+        return directory
     if not config_path.is_file() or not best_path.is_file():
         raise ConfigError(
             f"teacher run directory {teacher_run_dir} has no config.json/best.pt; pass the id of a finished run "
@@ -115,7 +150,8 @@ def build_store(teacher_run_dir: Path, split: SplitData, *, device: str, batch_s
     store.put("audio", audio.numpy().astype(np.float16))
     store.put("text", text.numpy().astype(np.float16))
     meta = {"version": STORE_VERSION, "fingerprint": split.fingerprint(), "n_audios": split.n_audios,
-            "n_captions": split.n_captions, "dim": int(audio.shape[1]), "teacher": Path(teacher_run_dir).name}
+            "n_captions": split.n_captions, "dim": int(audio.shape[1]), "teacher": Path(teacher_run_dir).name,
+            **inputs}
     atomic_write_text(directory / "meta.json", json.dumps(meta, indent=2))  # last: no meta.json = incomplete
     return directory
 

@@ -146,6 +146,7 @@ class CaptionDataset:
         self.on_error = check_on_error(on_error, f"{self.name}.on_error")
         self._cache: dict[str, list[Item]] = {}
         self._skipped: dict[str, list[BadEntry]] = {}
+        self._row_warnings: dict[str, list[BadEntry]] = {}
 
     @property
     def options(self) -> dict[str, Any]:
@@ -177,6 +178,30 @@ class CaptionDataset:
         """Entries of split ``name`` dropped under ``on_error="skip"``, each with its reason."""
         self.split(name)
         return list(self._skipped.get(name, []))
+
+    def parse_warnings(self, name: str) -> list[BadEntry]:
+        """Usable entries of split ``name`` worth a look that parsing found (repeated train rows)."""
+        self.split(name)
+        return list(self._row_warnings.get(name, []))
+
+    def _repeated_row(self, seen: dict[Any, int], key: Any, line: int, split: str, where: str, path: Path,
+                      what: str, bad: list[BadEntry]) -> bool:
+        """True when the row at ``line`` repeats ``key`` (file and caption) of an earlier row.
+
+        Both line numbers are named. In train the repeat is a counted warning and the row is
+        ignored (the caption is trained once); in val and test it is a bad entry, because it would
+        count a query twice.
+        """
+        first = seen.setdefault(key, line)
+        if first == line:
+            return False
+        if split == "train":
+            self._row_warnings.setdefault(split, []).append(
+                BadEntry(split, where, str(path), f"duplicated row: {what} is also at line {first}; used once"))
+        else:
+            bad.append(BadEntry(split, where, str(path), f"duplicated row: {what} is also at line {first}; "
+                                f"in {split} it would count a query twice; remove one of the rows"))
+        return True
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r}, on_error={self.on_error!r})"

@@ -35,7 +35,7 @@ def register_datasets(register: Any) -> None:
 
 def build_audiocaps(root: str = "", audio_dir: str = "audio/{split}", pattern: str = "{youtube_id}.wav",
                     on_error: Literal["raise", "skip"] = "raise",
-                    min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+                    min_duration: float = 0.01, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
                     on_silence: Literal["error", "warn", "ignore"] = "warn",
                     on_leak: Literal["error", "warn"] = "error") -> Any:
     """AudioCaps from ``root`` (default ``$BENCH_DATA/audiocaps``).
@@ -98,6 +98,7 @@ class AudioCapsDataset(CaptionDataset):
         audio_dir = self.root / self.audio_dir.format(split=split)
         clips: dict[str, dict[str, Any]] = {}
         bad: list[BadEntry] = []
+        seen_rows: dict[tuple[str, str], int] = {}
         for line, row, problem in read_csv(csv_path, COLUMNS, what="captions CSV", on_error=self.on_error):
             where = f"{csv_path.name} line {line}"
             if row is None:
@@ -122,11 +123,14 @@ class AudioCapsDataset(CaptionDataset):
                                     f"{clip['youtube_id']} start {clip['start_time']}; add {{start_time}} "
                                     f"to audiocaps.pattern"))
                 continue
-            clip["captions"].append(row["caption"].strip())
+            if self._repeated_row(seen_rows, (rel, row["caption"].strip()), line, split, where, csv_path,
+                                  f"{rel!r} with caption {row['caption'].strip()!r}", bad):
+                continue
+            clip["captions"].append(row["caption"])
             clip["audiocap_ids"].append(row["audiocap_id"].strip())
-        items = [Item(audio_id=rel, audio_path=audio_dir / rel, captions=tuple(c["captions"]),
-                      meta={"youtube_id": c["youtube_id"], "start_time": c["start_time"],
-                            "audiocap_ids": c["audiocap_ids"]})
+        items = [Item.from_source(rel, audio_dir / rel, c["captions"],
+                                  {"youtube_id": c["youtube_id"], "start_time": c["start_time"],
+                                   "audiocap_ids": c["audiocap_ids"]})
                  for rel, c in clips.items()]
         return items, bad, None
 

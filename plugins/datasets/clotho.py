@@ -33,7 +33,7 @@ def register_datasets(register: Any) -> None:
 
 
 def build_clotho(root: str = "", on_error: Literal["raise", "skip"] = "raise",
-                 min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+                 min_duration: float = 0.01, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
                  on_silence: Literal["error", "warn", "ignore"] = "warn",
                  on_leak: Literal["error", "warn"] = "error") -> Any:
     """ClothoV2 from ``root`` (default ``$BENCH_DATA/clotho``); ``on_error``: raise or skip."""
@@ -89,6 +89,7 @@ class ClothoDataset(CaptionDataset):
         cols = ("file_name",) + tuple(f"caption_{i}" for i in range(1, N_CAPTIONS + 1))
         meta = self._metadata(folder)
         items, bad = [], []
+        seen_rows: dict[tuple[str, ...], int] = {}
         for line, row, problem in read_csv(csv_path, cols, what="captions CSV", on_error=self.on_error):
             if row is None:
                 bad.append(BadEntry(split, f"{csv_path.name} line {line}", str(csv_path), problem or ""))
@@ -99,9 +100,13 @@ class ClothoDataset(CaptionDataset):
                 bad.append(BadEntry(split, name or f"{csv_path.name} line {line}",
                                     str(audio_dir / name), reason))
                 continue
-            caps = tuple(row[c].strip() for c in cols[1:])
-            m = dict(meta.get(name, {}))
-            items.append(Item(audio_id=name, audio_path=audio_dir / name, captions=caps, meta=m))
+            # The same file with other captions stays a duplicate audio_id (validation names it).
+            if self._repeated_row(seen_rows, (name, *(row[c].strip() for c in cols[1:])), line, split,
+                                  f"{csv_path.name} line {line}", csv_path, f"{name!r} with the same captions", bad):
+                continue
+            # The raw text stays beside the stripped one: the DCASE script keys queries on it.
+            items.append(Item.from_source(name, audio_dir / name, (row[c] for c in cols[1:]),
+                                          meta.get(name, {})))
         return items, bad, N_CAPTIONS
 
 

@@ -25,7 +25,7 @@ def register_datasets(register: Any) -> None:
 
 
 def build_csv(root: str = "", captions: str = "", on_error: Literal["raise", "skip"] = "raise",
-              min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+              min_duration: float = 0.01, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
               on_silence: Literal["error", "warn", "ignore"] = "warn",
               on_leak: Literal["error", "warn"] = "error") -> Any:
     """Audio in ``root``, captions in the CSV ``captions`` (default ``<root>/captions.csv``)."""
@@ -60,6 +60,7 @@ class CsvCaptionsDataset(CaptionDataset):
         groups: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
         bad: dict[str, list[BadEntry]] = {s: [] for s in SPLITS}
         first_split: dict[str, str] = {}
+        seen_rows: dict[tuple[str, str], int] = {}
         name = self.captions_path.name
         for line, row, problem in read_csv(self.captions_path, COLUMNS, what="captions CSV", on_error=self.on_error):
             where = f"{name} line {line}"
@@ -82,10 +83,13 @@ class CsvCaptionsDataset(CaptionDataset):
                                            f"{where}: file is also in split {other!r}; a recording must "
                                            f"belong to one split (train/test leakage)"))
                 continue
-            groups[split].setdefault(fname, []).append(row["caption"].strip())
+            if self._repeated_row(seen_rows, (fname, row["caption"].strip()), line, split, where, self.captions_path,
+                                  f"{fname!r} with caption {row['caption'].strip()!r}", bad[split]):
+                continue
+            groups[split].setdefault(fname, []).append(row["caption"])
         out: dict[str, tuple[list[Item], list[BadEntry]]] = {}
         for split in SPLITS:
-            items = [Item(audio_id=f, audio_path=self.root / f, captions=tuple(c)) for f, c in groups[split].items()]
+            items = [Item.from_source(f, self.root / f, c) for f, c in groups[split].items()]
             out[split] = (items, bad[split])
         self._rows = out
         return out

@@ -270,8 +270,7 @@ class HuggingFaceDataset:
                 bad.append(BadEntry(ours, audio_id, str(group["path"] or self.path), problem))
                 continue
             meta = {"split": theirs, "row": group["row"], **({"id": key} if self.id_column else {})}
-            items.append(Item(audio_id=audio_id, audio_path=group["path"],
-                              captions=tuple(c.strip() for c in captions), meta=meta))
+            items.append(Item.from_source(audio_id, group["path"], captions, meta))
         return items, bad
 
     def split(self, name: str) -> list[Any]:

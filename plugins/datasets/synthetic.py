@@ -72,7 +72,7 @@ class SyntheticDataset:
 def build_synthetic(n_train: Count = 1000, n_val: Count = 200, n_test: Count = 200, seed: int = 0,
                     root: str | None = None, on_error: Literal["raise", "skip"] = "raise",
                     workers: Annotated[int, Ge(0)] = 0,
-                    min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+                    min_duration: float = 0.01, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
                     on_silence: Literal["error", "warn", "ignore"] = "warn",
                     on_leak: Literal["error", "warn"] = "error") -> SyntheticDataset:
     """Generate (or reuse from the cache) the synthetic dataset and return it.

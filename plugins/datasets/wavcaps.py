@@ -40,7 +40,7 @@ def register_datasets(register: Any) -> None:
 
 def build_wavcaps(root: str = "", subsets: str = DEFAULT_SUBSETS, exclusions: str = "",
                   on_error: Literal["raise", "skip"] = "raise",
-                  min_duration: float = 0.1, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
+                  min_duration: float = 0.01, min_sample_rate: int = 1000, max_sample_rate: int = 384000,
                   on_silence: Literal["error", "warn", "ignore"] = "warn",
                   on_leak: Literal["error", "warn"] = "error") -> Any:
     """WavCaps from ``root`` (default ``$BENCH_DATA/wavcaps``); train split only.
@@ -179,8 +179,8 @@ class WavCapsDataset(CaptionDataset):
                     self.excluded_count += 1
                     continue
                 caption = entry["caption"] if isinstance(entry["caption"], str) else str(entry["caption"])
-                items.append(Item(audio_id=f"{subset}/{sid}", audio_path=audio_dir / f"{sid}.flac",
-                                  captions=(caption.strip(),), meta={"subset": subset, "id": sid}))
+                items.append(Item.from_source(f"{subset}/{sid}", audio_dir / f"{sid}.flac", (caption,),
+                                              {"subset": subset, "id": sid}))
         return items, bad, 1
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError
-from bench_plugins._hub import hub_reachable, offline
+from bench_plugins._hub import hub_reachable, offline, source_fingerprint
 
 POOLINGS = ("cls", "mean")
 _PUNCTUATION = re.compile(f"[{re.escape(string.punctuation)}]")
@@ -69,6 +69,8 @@ class TransformerTextEncoder(nn.Module):
         if max_length < 2:
             raise ConfigError(f"max_length={max_length} is too small; use at least 2 (the papers use 32)")
         self.tokenizer, self.model = _load(model, local_only)
+        # The tokenizer's and config's files: part of every cache key of this encoder (weights_fingerprint).
+        self.source_fingerprint = source_fingerprint(model, self.tokenizer.init_kwargs, self.model.config.to_dict())
         if dropout is not None:
             for module in self.model.modules():
                 if isinstance(module, nn.Dropout):

@@ -77,6 +77,11 @@ class ClapRetrieval(nn.Module):
         self.window_samples = int(extractor.nb_max_samples)
         self.max_seconds = float(max_seconds)
         self.model_name = model
+        # Every file the loader read but the weights (config, tokenizer, processor): part of the cache key.
+        from bench_plugins._hub import source_fingerprint
+
+        self.source_fingerprint = source_fingerprint(model, processor.tokenizer.init_kwargs, clap.config.to_dict(),
+                                                     extractor.to_dict())
         self._fingerprint: str | None = None
         for param in self.clap.parameters():
             param.requires_grad_(False)
@@ -87,13 +92,19 @@ class ClapRetrieval(nn.Module):
 
     @property
     def fingerprint(self) -> str:
-        """Weights and preprocessing: what makes two instances the same function (the cache key)."""
+        """Weights, preprocessing and the model folder's files: what makes two instances the same function.
+
+        The folder's files (:func:`bench.toolkit.files_fingerprint`) cover the tokenizer: editing
+        ``model_max_length`` in ``tokenizer_config.json`` changes the text embeddings, so it must
+        change the key. ``weights_fingerprint`` folds in ``source_fingerprint``.
+        """
         if self._fingerprint is None:
             from bench.toolkit import weights_fingerprint
 
             options = {"truncation": self.truncation, "padding": self.padding, "rate": self.sample_rate,
                        "window": self.window_samples, "extractor": self.processor.feature_extractor.to_dict()}
-            payload = json.dumps(options, sort_keys=True, default=str) + weights_fingerprint(self.clap)
+            options["tokenizer"] = self.processor.tokenizer.init_kwargs  # also when no folder was found
+            payload = json.dumps(options, sort_keys=True, default=str) + weights_fingerprint(self)
             self._fingerprint = hashlib.sha256(payload.encode()).hexdigest()[:20]
         return self._fingerprint
 
