@@ -67,7 +67,7 @@ def test_a_preset_loads_as_tables_or_is_one_config_error(tmp_path_factory, text)
         preset = load_preset(str(path))
         assert isinstance(preset["run"], dict) and isinstance(preset["set"], dict)
         args = argparse.Namespace(preset=str(path), set=[])
-        _merge_preset(args)
+        _merge_preset(args, preset)
     except ConfigError as exc:
         assert str(path) in str(exc) and "\n" not in str(exc)
 
@@ -87,7 +87,7 @@ def test_a_set_value_reaches_the_option_as_written(tmp_path_factory, case) -> No
     annotation, value = case
     path = tmp_path_factory.mktemp("preset") / "p.toml"
     path.write_text(f'[set]\n"cnn.key" = {_toml_value(value)}\n', encoding="utf-8")
-    _values, sets, _user = _merge_preset(argparse.Namespace(preset=str(path), set=[]))
+    _values, sets, _user = _merge_preset(argparse.Namespace(preset=str(path), set=[]), load_preset(str(path)))
     raw = parse_set_options(sets)["cnn"]["key"]
     got = coerce_option(raw, annotation, None, "cnn.key")
     assert got == value and type(got) is type(value)
