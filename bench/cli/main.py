@@ -79,13 +79,20 @@ def _parser() -> argparse.ArgumentParser:
     fuse.add_argument("--no-leaderboard", action="store_true")
     fuse.add_argument("--force", action="store_true", help="write a new result even if this fusion exists")
 
-    board = sub.add_parser("leaderboard", help="render leaderboard/README.md from the result files")
+    board = sub.add_parser("leaderboard", help="render leaderboard/README.md from the result files",
+                           description="Render the markdown leaderboard, the static site (--html) or bar charts "
+                                       "(--plot) from result files. Only what is asked for is written: the "
+                                       "markdown goes to --output, or to leaderboard/README.md when the results "
+                                       "are the committed ones (leaderboard/results) and --html is not given.")
     board.add_argument("--results-dir", default="leaderboard/results")
-    board.add_argument("--output", default="leaderboard/README.md")
-    board.add_argument("--check", action="store_true", help="exit 1 if the markdown is not current")
+    board.add_argument("--output", "--out", default=None, metavar="FILE",
+                       help="where the markdown goes (default: leaderboard/README.md for leaderboard/results; "
+                            "printed for other results)")
+    board.add_argument("--check", action="store_true", help="exit 1 if the markdown (or, with --html, the site) "
+                       "is not current")
     board.add_argument("--plot", metavar="DIR", help="also draw one bar chart per benchmark into DIR")
-    board.add_argument("--html", metavar="DIR", help="also write the static leaderboard site into DIR "
-                       "(with --check: check it is current)")
+    board.add_argument("--html", metavar="DIR", help="write the static leaderboard site into DIR "
+                       "(with --check: check it is current); alone, nothing else is written")
 
     sub.add_parser("presets", help="list the presets `bench run --preset` accepts")
     for module in _command_modules():
@@ -201,23 +208,47 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _markdown_target(args: argparse.Namespace) -> Path | None:
+    """Where ``bench leaderboard`` writes (or checks) the markdown; None: nowhere.
+
+    The committed table (leaderboard/README.md) is derived from the committed results only: other
+    results, or a site asked for alone, never overwrite it.
+    """
+    from bench.leaderboard import tables as leaderboard
+
+    if args.output:
+        return Path(args.output)
+    committed = Path(args.results_dir).resolve() == leaderboard.DEFAULT_RESULTS_DIR.resolve()
+    return leaderboard.DEFAULT_OUTPUT if committed and not args.html else None
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.leaderboard import tables as leaderboard
 
+    results_dir = Path(args.results_dir)
+    output = _markdown_target(args)
     if args.html:  # first, so that a result the markdown refuses is skipped here with a warning
         from bench.leaderboard.site import html_command
 
-        html_command(Path(args.results_dir), Path(args.html), check=args.check)
+        html_command(results_dir, Path(args.html), check=args.check)
     if args.check:
-        leaderboard.check(Path(args.results_dir), Path(args.output))
-        print(f"{args.output} is current")
+        if output is not None:
+            leaderboard.check(results_dir, output)
+            print(f"{output} is current")
+        elif not args.html:
+            raise ConfigError(f"--check: name the markdown file to check with --output (leaderboard/README.md "
+                              f"holds only {leaderboard.DEFAULT_RESULTS_DIR})")
         return 0
-    path = leaderboard.write(Path(args.results_dir), Path(args.output))
-    print(f"wrote {path}")
+    if output is not None:
+        print(f"wrote {leaderboard.write(results_dir, output)}")
+    elif not args.html:
+        print(leaderboard.render_dir(results_dir)[0], end="")
+        print(f"bench leaderboard: printed the table of {results_dir}; --output FILE writes it "
+              f"({leaderboard.DEFAULT_OUTPUT} holds only {leaderboard.DEFAULT_RESULTS_DIR})", file=sys.stderr)
     if args.plot:
         from bench.results.files import read_results_report
 
-        for image in leaderboard.plot(read_results_report(Path(args.results_dir))[0], Path(args.plot)):
+        for image in leaderboard.plot(read_results_report(results_dir)[0], Path(args.plot)):
             print(f"wrote {image}")
     return 0
 

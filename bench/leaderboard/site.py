@@ -25,28 +25,22 @@ from bench.leaderboard import tables as leaderboard, significance as leaderboard
 from bench.evaluation import metric_table
 from bench.core.atomic import atomic_write_text
 from bench.errors import BenchError
-from bench.leaderboard.rows import duration
+from bench.leaderboard.rows import duration, slug
 from bench.leaderboard.run_page import page, render_run_page, run_kind
-from bench.results.files import read_result
+from bench.core.safe_paths import inside
+from bench.results.files import read_result_in, result_paths
 
 MARKER = ".bench-site"
 """A file in DIR saying bench owns it: only then are stale pages of removed runs deleted."""
 FILTERS = (("audio", "Audio encoder"), ("text", "Text encoder"), ("loss", "Loss"), ("kind", "Kind"))
 
 
-def slug(key: tuple[str, ...]) -> str:
-    """A benchmark's page name from its key: ``synthetic-5ad84006`` (protocol added when not the default)."""
-    name, fingerprint, *rest = (*key, "")
-    parts = [name.replace("+", "-"), fingerprint[:8] or "unknown"] + [p for p in rest[:1] if p and p != "bench"]
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(parts))
-
-
 def load_results(results_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Path], list[str]]:
     """The readable results, their files by run id, and one warning per file that is skipped (unusable)."""
     results, sources, warnings = [], {}, []
-    for path in sorted(Path(results_dir).glob("*.json")):
+    for path in result_paths(results_dir):
         try:
-            result = read_result(path)
+            result = read_result_in(path, results_dir)
             leaderboard.aggregate([result])  # a result the tables cannot use must not break the site
         except BenchError as exc:
             warnings.append(f"skips {' '.join(str(exc).split())}")
@@ -223,9 +217,11 @@ def write_site(results_dir: Path, directory: Path) -> tuple[list[Path], list[str
     """Write the site into ``directory`` (atomically, file by file); returns written files and warnings."""
     files, warnings = build_site(results_dir)
     directory = Path(directory)
+    for name in files:  # names come from validated run ids; checked again where they land
+        inside(directory, name, what="site page")
     differ, extra = _stale(directory, files)
     for name in differ:
-        atomic_write_text(directory / name, files[name])
+        atomic_write_text(inside(directory, name, what="site page"), files[name])
     for path in extra:
         path.unlink()
     return [directory / name for name in differ], warnings

@@ -15,6 +15,7 @@ not stand behind, :func:`bench.results.reproduce.provenance_problems`).
 from __future__ import annotations
 
 import difflib
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -68,6 +69,18 @@ PINNED_MARK = "‡"
 _DIRECTION_NAMES = {"t2a": "text-to-audio", "a2t": "audio-to-text"}
 
 Warn = Callable[[str], None]
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+# "_" is emphasis only at a word's edge (GFM ignores it inside words: n_train stays as it is), and
+# brackets make a link or an image only when "](" or "][" joins them ("[stage 1]" stays as it is).
+_EDGE_UNDERSCORE_OR_LINK = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|\](?=[(\[])")
+_LINE_BREAKS = str.maketrans({c: " " for c in "\r\n\v\f\x85\u2028\u2029"})
+
+
+def escape_markdown(text: Any) -> str:
+    """``text`` as literal characters in a markdown table cell or heading: one line, no column
+    breaks (``|``), no HTML, code spans, emphasis or links (result files come from strangers)."""
+    text = str(text).translate(_LINE_BREAKS).translate(_MARKDOWN_SPECIAL)
+    return _EDGE_UNDERSCORE_OR_LINK.sub(lambda found: "\\" + found.group(0), text)
 
 
 def _stderr(line: str) -> None:
@@ -129,7 +142,7 @@ def _table_cells(rows: list[dict[str, Any]], chance: dict, found: TableStats, pi
     primary = metric_table.column_name(metric_table.PRIMARY[0], metric_table.get(metric_table.PRIMARY[1]))
     cells = []
     for index, row in enumerate(rows):
-        cell = {name: row[name] for name in LABEL_COLUMNS + RUN_COLUMNS}
+        cell = {name: escape_markdown(row[name]) for name in LABEL_COLUMNS + RUN_COLUMNS}
         dirty, shorts = _marks(row, pinned)
         cell[PROVENANCE_COLUMN] = " ".join(([DIRTY_MARK] if dirty else []) + [f"{PINNED_MARK}{s}" for s in shorts])
         for d, metric in metric_table.leaderboard_columns():
@@ -152,7 +165,7 @@ def _tables(results: list[dict[str, Any]], sources: dict[str, Path] | None,
     import pandas as pd
 
     out = {}
-    for key, (title, rows, chance) in aggregate(results).items():
+    for key, (title, rows, chance) in aggregate(results, escape_markdown).items():
         found = annotate(rows, sources or {})
         caption = []
         if len({row["Training"] for row in rows}) > 1:
@@ -163,7 +176,7 @@ def _tables(results: list[dict[str, Any]], sources: dict[str, Path] | None,
             caption.append(warning)
         if found.not_worse is not None:
             caption.append(significance_caption(found.tested, len(rows)))
-        notes = _footnotes(rows, pinned) + [f"No confidence interval: {note}" for note in found.notes]
+        notes = _footnotes(rows, pinned) + [f"No confidence interval: {escape_markdown(note)}" for note in found.notes]
         cells = _table_cells(rows, chance, found, pinned)
         # The provenance column appears only where a row has a mark (the footnotes say what it means).
         names = columns() + ([PROVENANCE_COLUMN] if any(c[PROVENANCE_COLUMN] for c in cells) else [])
@@ -213,7 +226,7 @@ def render(results: list[dict[str, Any]], *, sources: dict[str, Path] | None = N
     if unreadable:
         parts.append("\n## Unreadable results\n\nThese result files could not be read and are in no table above; "
                      "`bench leaderboard --check` fails until they are repaired or removed.\n\n")
-        parts.append("".join(f"- {_shorten(line, results_dir)}\n" for line in unreadable))
+        parts.append("".join(f"- {escape_markdown(_shorten(line, results_dir))}\n" for line in unreadable))
     return "".join(parts)
 
 
@@ -241,6 +254,8 @@ def plot(results: list[dict[str, Any]], directory: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from bench.core.atomic import atomic_path
+    from bench.core.safe_paths import inside
+    from bench.leaderboard.rows import slug
 
     direction, key = metric_table.PRIMARY
     metric = metric_table.get(key)
@@ -263,8 +278,7 @@ def plot(results: list[dict[str, Any]], directory: Path) -> list[Path]:
         axis.set_title(title, fontsize=9)
         axis.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
-        suffix = "" if protocol == "bench" else f"-{protocol}"
-        path = Path(directory) / f"{name.replace('+', '-')}-{fingerprint[:8] or 'unknown'}{suffix}.png"
+        path = inside(directory, f"{slug((name, fingerprint, protocol))}.png", what="plot")
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=100, format="png", metadata={"Software": None})
         plt.close(fig)
