@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     fuse.add_argument("--k", type=float, default=60.0, help="RRF constant (default 60)")
     fuse.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR),
                       help=f"where the runs' results are and the fusion's goes (default {DEFAULT_RESULTS_DIR}/)")
+    fuse.add_argument("--runs-dir", metavar="DIR", help="where the runs' directories (test embeddings) are "
+                      "(default: runs/, or the runs/ beside the results directory)")
     fuse.add_argument("--no-leaderboard", action="store_true")
     fuse.add_argument("--force", action="store_true", help="write a new result even if this fusion exists")
 
@@ -199,7 +201,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--weights {args.weights!r}: expected comma-separated numbers, one per run") from None
     result = fuse_runs(args.run_ids, method=args.method, weights=weights, k=args.k, results_dir=Path(args.results_dir),
-                       force=args.force)
+                       force=args.force, runs_dir=Path(args.runs_dir) if args.runs_dir else None)
     score = result["metrics"]["t2a"]["mAP@10"] * 100
     print(f"fused {len(args.run_ids)} runs with {args.method}: t2a mAP@10 {score:.2f}"
           f" (result {result['run_id']})")

@@ -328,6 +328,20 @@ def _repo_root(results_dir: Path) -> Path:
     return Path.cwd()
 
 
+def _local_path_problems(results: list[dict[str, Any]]) -> list[str]:
+    """One line per committed result that names an absolute path of the machine that made it."""
+    from bench.results.local_paths import absolute_paths
+
+    lines = []
+    for result in results:
+        found = absolute_paths(result)
+        if found:
+            lines.append(f"{result['run_id']}: holds {len(found)} absolute path(s) of the machine that made it "
+                         f"(first: {found[0]}); a published result names none: run "
+                         "`python leaderboard/publish_results.py DIR` on it")
+    return lines
+
+
 def check(results_dir: Path = DEFAULT_RESULTS_DIR, output: Path = DEFAULT_OUTPUT, *, provenance: bool = True,
           warn: Warn = _stderr) -> None:
     """Raise BenchError unless the markdown is current, every result is readable and, with
@@ -339,6 +353,7 @@ def check(results_dir: Path = DEFAULT_RESULTS_DIR, output: Path = DEFAULT_OUTPUT
 
     results_dir = Path(results_dir)
     expected, results, problems = render_dir(results_dir)
+    problems = problems + _local_path_problems(results)
     if provenance:
         problems = problems + provenance_problems(results, _repo_root(results_dir), _pinned(results_dir))
     for line in problems:

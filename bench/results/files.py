@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.atomic import atomic_write_text
-from bench.core.safe_paths import is_inside
+from bench.core.safe_paths import inside, is_inside
 from bench.errors import BenchError
 from bench.results import schema
+from bench.results.local_paths import publishable
 
 SCHEMA_VERSION = "1.0"
 SUPPORTED_MAJOR = 1
@@ -31,13 +32,14 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
-def write_result(result: dict[str, Any], results_dir: Path) -> Path:
-    """Validate and write a result atomically; an existing file is never overwritten."""
-    result = dict(result)
+def write_result(result: dict[str, Any], results_dir: Path, *, runs_dir: Path | None = None) -> Path:
+    """Validate and write a result atomically as it is published (no local paths:
+    :func:`bench.results.local_paths.publishable`); an existing file is never overwritten."""
+    result = publishable(result, runs_dir=runs_dir, results_dir=Path(results_dir))
     result.setdefault("schema_version", SCHEMA_VERSION)
     result.setdefault("created", utc_now())
     check_result(result, source=f"result {result.get('run_id')}")
-    path = Path(results_dir) / f"{result['run_id']}.json"
+    path = inside(results_dir, f"{result['run_id']}.json", what="result file")
     if path.exists():
         raise BenchError(f"{path} already exists: results are immutable; use a new run id")
     atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n")
@@ -150,3 +152,23 @@ def find_result(run_id: str, results_dir: Path) -> dict[str, Any]:
             "pass --results-dir if it lives elsewhere"
         )
     return read_result_in(path, results_dir)
+
+
+def republish(results_dir: Path) -> list[Path]:
+    """Rewrite the results of a directory as :func:`write_result` publishes them today (artifact paths
+    relative to the runs directory, no data roots or other local paths); returns the files changed.
+
+    Only those fields change: the metrics, the sidecar and its sha256 are untouched, so ``bench verify``
+    still holds. Every file is checked before any is written; each is written atomically.
+    """
+    results_dir = Path(results_dir)
+    changed = []
+    for path in result_paths(results_dir):
+        before = read_result_in(path, results_dir)
+        after = publishable(before, results_dir=results_dir)
+        check_result(after, source=str(path))
+        if after != before:
+            changed.append((path, after))
+    for path, after in changed:
+        atomic_write_text(path, json.dumps(after, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return [path for path, _ in changed]

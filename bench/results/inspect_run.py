@@ -20,7 +20,8 @@ import torch
 
 from bench.errors import DataError
 from bench.evaluation.per_query import Outcomes, align, outcomes_from_embeddings, outcomes_from_npz, read_embeddings
-from bench.results.files import read_result
+from bench.results.files import read_result, read_result_in
+from bench.results.schema import is_id
 
 
 def _captions(path: Path, n_captions: int, captions: Sequence[str] | None) -> list[str] | None:
@@ -74,17 +75,19 @@ def rank_differences(this: Outcomes, other: Outcomes, n: int = 10) -> dict[str, 
     return {"improved": rows(np.lexsort((idx, -gain))[:n]), "worsened": rows(np.lexsort((idx, gain))[:n])}
 
 
-def _embeddings_of(spec: str, results_dir: Path) -> Path:
+def _embeddings_of(spec: str, results_dir: Path, runs_dir: Path | None = None) -> Path:
     """A run's embeddings from an npz path, a result .json, or a run id in ``results_dir``."""
     path = Path(spec)
     if path.suffix == ".npz":
         return path
-    result_path = path if path.suffix == ".json" else results_dir / f"{spec}.json"
-    if not result_path.is_file():
-        raise DataError(f"{spec!r}: no such result file, run id in {results_dir} or embeddings .npz")
+    by_id = path.suffix != ".json"
+    result_path = results_dir / f"{spec}.json" if by_id else path
+    if (by_id and not is_id(spec)) or not result_path.is_file():
+        raise DataError(f"{spec[:80]!r}: no such result file, run id in {results_dir} or embeddings .npz")
     from bench.results.verify import embeddings_path
 
-    found = embeddings_path(read_result(result_path), result_path)
+    result = read_result_in(result_path, results_dir) if by_id else read_result(result_path)
+    found = embeddings_path(result, result_path, runs_dir)
     if found is None:
         raise DataError(f"{result_path}: its test embeddings are not here; pass the test_embeddings.npz itself")
     return found
@@ -102,10 +105,11 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     results_dir = Path(args.results_dir)
-    path = _embeddings_of(args.run, results_dir)
+    runs_dir = Path(args.runs_dir) if getattr(args, "runs_dir", None) else None
+    path = _embeddings_of(args.run, results_dir, runs_dir)
     print(render_worst(worst_queries(path, n=args.n)))
     if args.vs:
-        other = _embeddings_of(args.vs, results_dir)
+        other = _embeddings_of(args.vs, results_dir, runs_dir)
         diff = rank_differences(outcomes_from_npz(path), outcomes_from_npz(other), n=args.n)
         for label, rows in diff.items():
             print(f"\n{label} most against {args.vs}:")

@@ -295,7 +295,7 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
         run_dir.mkdir(parents=True, exist_ok=True)
         save_embeddings(run_dir / TEST_EMBEDDINGS, torch.from_numpy(audio), torch.from_numpy(text), test)
         result["artifacts"] = embedding_artifacts(run_dir)
-    write_result(result, results_dir)
+    write_result(result, results_dir, runs_dir=runs_dir)
     log.info("%s on %s (%s): t2a mAP@10 %.4f (chance %.4f)", built.label, spec.name, protocol,
              metrics["t2a"]["mAP@10"], result["chance"]["t2a"]["mAP@10"])
     return result
