@@ -126,7 +126,8 @@ def _select(table_id: str, key: str, label: str, options: list[str]) -> str:
             f'<option value="">all</option>{choices}</select></label>')
 
 
-def benchmark_page(title: str, rows: list[dict[str, Any]], chance: dict[str, Any], sources: dict[str, Path]) -> str:
+def benchmark_page(title: str, rows: list[dict[str, Any]], chance: dict[str, Any], sources: dict[str, Path],
+                   ci_notes: list[str] | None = None) -> str:
     """One benchmark's table: aggregated rows, each followed by its (hidden) seed runs, and chance last.
 
     CIs and the rows not significantly worse than the best come from the per-query sidecars, through
@@ -135,6 +136,8 @@ def benchmark_page(title: str, rows: list[dict[str, Any]], chance: dict[str, Any
     table_id = "board"
     body, seen = [], {k: set() for k, _ in FILTERS}
     found = leaderboard_stats.annotate(rows, sources)
+    if ci_notes is not None:
+        ci_notes.extend(found.notes)
     for index, row in enumerate(rows):
         runs = row["runs"]
         best = found.not_worse is not None and index in found.not_worse
@@ -186,14 +189,15 @@ def index_page(benchmarks: list[tuple[str, str, list[dict[str, Any]]]], warnings
     return page("Leaderboard", content)
 
 
-def build_site(results_dir: Path) -> tuple[dict[str, str], list[str]]:
-    """Every file of the site as ``{relative path: text}``, and the warnings for skipped result files."""
+def build_site(results_dir: Path, ci_notes: list[str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """Every file of the site as ``{relative path: text}``, and the warnings for skipped result files;
+    ``ci_notes`` collects the lines of rows whose per-query sidecars could not be used."""
     results, sources, warnings = load_results(results_dir)
     files = {"style.css": site_assets.CSS, "app.js": site_assets.JS, MARKER: "written by bench leaderboard --html\n"}
     listed = []
     for key, (title, rows, chance) in leaderboard.aggregate(results).items():
         name = slug(key)
-        files[f"{name}.html"] = benchmark_page(title, rows, chance, sources)
+        files[f"{name}.html"] = benchmark_page(title, rows, chance, sources, ci_notes)
         listed.append((name, title, rows))
     for result in results:
         files[f"runs/{result['run_id']}.html"] = render_run_page(result, results)
@@ -213,9 +217,10 @@ def _stale(directory: Path, files: dict[str, str]) -> tuple[list[str], list[Path
     return differ, extra
 
 
-def write_site(results_dir: Path, directory: Path) -> tuple[list[Path], list[str]]:
+def write_site(results_dir: Path, directory: Path,
+               ci_notes: list[str] | None = None) -> tuple[list[Path], list[str]]:
     """Write the site into ``directory`` (atomically, file by file); returns written files and warnings."""
-    files, warnings = build_site(results_dir)
+    files, warnings = build_site(results_dir, ci_notes)
     directory = Path(directory)
     for name in files:  # names come from validated run ids; checked again where they land
         inside(directory, name, what="site page")
@@ -227,9 +232,9 @@ def write_site(results_dir: Path, directory: Path) -> tuple[list[Path], list[str
     return [directory / name for name in differ], warnings
 
 
-def check_site(results_dir: Path, directory: Path) -> list[str]:
+def check_site(results_dir: Path, directory: Path, ci_notes: list[str] | None = None) -> list[str]:
     """Raise :class:`BenchError` naming the first stale file; returns the warnings for skipped results."""
-    files, warnings = build_site(results_dir)
+    files, warnings = build_site(results_dir, ci_notes)
     differ, extra = _stale(Path(directory), files)
     if differ or extra:
         first = Path(directory) / differ[0] if differ else extra[0]
@@ -240,11 +245,16 @@ def check_site(results_dir: Path, directory: Path) -> list[str]:
 
 def html_command(results_dir: Path, directory: Path, *, check: bool) -> None:
     """What ``bench leaderboard --html DIR [--check]`` does: warnings on stderr, a summary on stdout."""
+    notes: list[str] = []
     if check:
-        warnings = check_site(results_dir, directory)
+        warnings = check_site(results_dir, directory, notes)
         print(f"{directory} is current")
     else:
-        written, warnings = write_site(results_dir, directory)
+        written, warnings = write_site(results_dir, directory, notes)
         print(f"wrote {len(written)} changed file(s) of the site in {directory}")
     for warning in warnings:
         print(f"warning: the site {warning}", file=sys.stderr)
+    for note in notes:
+        print(f"warning: the site shows no confidence interval: {note}", file=sys.stderr)
+    for line in leaderboard.local_path_problems(load_results(results_dir)[0]):
+        print(f"warning: the site shows {line}", file=sys.stderr)

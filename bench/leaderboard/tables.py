@@ -159,8 +159,8 @@ def _table_cells(rows: list[dict[str, Any]], chance: dict, found: TableStats, pi
     return cells + [chance_row]
 
 
-def _tables(results: list[dict[str, Any]], sources: dict[str, Path] | None,
-            pinned: dict[str, str]) -> dict[tuple[str, str, str], tuple[str, list[str], Any, list[str]]]:
+def _tables(results: list[dict[str, Any]], sources: dict[str, Path] | None, pinned: dict[str, str],
+            ci_notes: list[str] | None = None) -> dict[tuple[str, str, str], tuple[str, list[str], Any, list[str]]]:
     """Per benchmark: title, caption lines, the DataFrame of cells, and the notes under the table."""
     import pandas as pd
 
@@ -177,6 +177,8 @@ def _tables(results: list[dict[str, Any]], sources: dict[str, Path] | None,
         if found.not_worse is not None:
             caption.append(significance_caption(found.tested, len(rows)))
         notes = _footnotes(rows, pinned) + [f"No confidence interval: {escape_markdown(note)}" for note in found.notes]
+        if ci_notes is not None:
+            ci_notes.extend(found.notes)
         cells = _table_cells(rows, chance, found, pinned)
         # The provenance column appears only where a row has a mark (the footnotes say what it means).
         names = columns() + ([PROVENANCE_COLUMN] if any(c[PROVENANCE_COLUMN] for c in cells) else [])
@@ -206,15 +208,16 @@ def _shorten(line: str, results_dir: Path | None) -> str:
 
 def render(results: list[dict[str, Any]], *, sources: dict[str, Path] | None = None,
            pinned: dict[str, str] | None = None, unreadable: list[str] | tuple[str, ...] = (),
-           results_dir: Path | None = None) -> str:
+           results_dir: Path | None = None, ci_notes: list[str] | None = None) -> str:
     """The whole leaderboard markdown.
 
     ``sources`` maps run ids to their JSON files (for the per-query sidecars beside them),
     ``pinned`` is ``leaderboard/pinned.toml`` (:func:`bench.results.reproduce.load_pinned`) and
-    ``unreadable`` the problem lines of result files that could not be read.
+    ``unreadable`` the problem lines of result files that could not be read; ``ci_notes``, when
+    given, collects one line per row whose per-query sidecar could not be used.
     """
     parts = [HEADER]
-    tables = _tables(results, sources, pinned or {})
+    tables = _tables(results, sources, pinned or {}, ci_notes)
     if not tables:
         parts.append("\nNo results yet: run `bench run`.\n")
     for title, caption, table, notes in tables.values():
@@ -295,22 +298,28 @@ def _pinned(results_dir: Path) -> dict[str, str]:
     return load_pinned(Path(results_dir).parent / PINNED_NAME)
 
 
-def render_dir(results_dir: Path = DEFAULT_RESULTS_DIR) -> tuple[str, list[dict[str, Any]], list[str]]:
+def render_dir(results_dir: Path = DEFAULT_RESULTS_DIR,
+               ci_notes: list[str] | None = None) -> tuple[str, list[dict[str, Any]], list[str]]:
     """The markdown for a results directory, its readable results and its unreadable files' lines."""
     results_dir = Path(results_dir)
     found, unreadable = read_result_files(results_dir)
     results = [result for result, _ in found]
     sources = {result["run_id"]: path for result, path in found}
     markdown = render(results, sources=sources, pinned=_pinned(results_dir), unreadable=unreadable,
-                      results_dir=results_dir)
+                      results_dir=results_dir, ci_notes=ci_notes)
     return markdown, results, unreadable
 
 
 def write(results_dir: Path = DEFAULT_RESULTS_DIR, output: Path = DEFAULT_OUTPUT, warn: Warn = _stderr) -> Path:
     """Render every readable result; each unreadable one is listed in the file and passed to ``warn``."""
-    markdown, _, unreadable = render_dir(results_dir)
+    ci_notes: list[str] = []
+    markdown, results, unreadable = render_dir(results_dir, ci_notes)
     for line in unreadable:
         warn(f"warning: skipped {line}")
+    for line in local_path_problems(results):  # shown, but `--check` refuses it for the committed table
+        warn(f"warning: {line}")
+    for line in ci_notes:
+        warn(f"warning: no confidence interval: {line}")
     atomic_write_text(output, markdown)
     return output
 
@@ -328,7 +337,7 @@ def _repo_root(results_dir: Path) -> Path:
     return Path.cwd()
 
 
-def _local_path_problems(results: list[dict[str, Any]]) -> list[str]:
+def local_path_problems(results: list[dict[str, Any]]) -> list[str]:
     """One line per committed result that names an absolute path of the machine that made it."""
     from bench.results.local_paths import absolute_paths
 
@@ -352,8 +361,11 @@ def check(results_dir: Path = DEFAULT_RESULTS_DIR, output: Path = DEFAULT_OUTPUT
     from bench.results.reproduce import provenance_problems
 
     results_dir = Path(results_dir)
-    expected, results, problems = render_dir(results_dir)
-    problems = problems + _local_path_problems(results)
+    ci_notes: list[str] = []
+    expected, results, problems = render_dir(results_dir, ci_notes)
+    for line in ci_notes:
+        warn(f"warning: no confidence interval: {line}")
+    problems = problems + local_path_problems(results)
     if provenance:
         problems = problems + provenance_problems(results, _repo_root(results_dir), _pinned(results_dir))
     for line in problems:
