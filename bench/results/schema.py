@@ -29,26 +29,29 @@ def published_schema() -> dict[str, Any]:
     return json.loads(resources.files("bench.results").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
-def _schema_with_metric_table() -> dict[str, Any]:
+def _metric_keys() -> tuple[tuple[str, tuple[tuple[str, bool], ...]], ...]:
+    return tuple((d, tuple((m.key, m.required) for m in metric_table.metrics(d))) for d in metric_table.DIRECTIONS)
+
+
+@functools.cache
+def _validator_for(keys: tuple[tuple[str, tuple[tuple[str, bool], ...]], ...]) -> Any:
+    import jsonschema
+
     schema = copy.deepcopy(published_schema())
-    for direction in metric_table.DIRECTIONS:
-        table = metric_table.metrics(direction)
+    for direction, table in keys:
         schema["$defs"][f"{direction}_metrics"] = {
             "type": "object",
-            "required": [m.key for m in table if m.required],
-            "properties": {m.key: {"type": "number"} for m in table},
+            "required": [key for key, required in table if required],
+            "properties": {key: {"type": "number"} for key, _ in table},
             "additionalProperties": {"type": "number"},
         }
         schema["$defs"]["metrics"]["properties"][direction] = {"$ref": f"#/$defs/{direction}_metrics"}
-    return schema
+    return jsonschema.Draft202012Validator(schema)
 
 
 def _validator() -> Any:
-    import jsonschema
-
-    # Rebuilt per call from the metric table, which tests (and later versions) extend at run time;
-    # building it costs far less than reading the file it checks.
-    return jsonschema.Draft202012Validator(_schema_with_metric_table())
+    # Keyed by the metric table, which tests (and later versions) extend at run time.
+    return _validator_for(_metric_keys())
 
 
 def _location(path: Any) -> str:
@@ -119,7 +122,12 @@ def problems(result: dict[str, Any]) -> list[str]:
 
 def is_id(text: Any) -> bool:
     """Whether ``text`` is a valid run id (the schema's ``$defs/id``): safe as a file name."""
+
+    return _id_validator().is_valid(text)
+
+
+@functools.cache
+def _id_validator() -> Any:
     import jsonschema
 
-    definition = {"$ref": "#/$defs/id", "$defs": published_schema()["$defs"]}
-    return jsonschema.Draft202012Validator(definition).is_valid(text)
+    return jsonschema.Draft202012Validator({"$ref": "#/$defs/id", "$defs": published_schema()["$defs"]})
