@@ -244,7 +244,7 @@ def attach_sidecar(result: dict[str, Any], results_dir: str | Path, outcomes: Ou
     reduce to, so the JSON and its sidecar agree by construction. Call it right before
     :func:`bench.results.files.write_result`; an existing result of that run id is never touched.
     """
-    json_path = Path(results_dir) / f"{result['run_id']}.json"
+    json_path = inside(results_dir, f"{result['run_id']}.json", what="result file")
     if json_path.exists():
         raise DataError(f"{json_path} already exists: results are immutable; use a new run id")
     path = sidecar_path(json_path)
