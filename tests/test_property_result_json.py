@@ -42,6 +42,10 @@ def valid_results(draw) -> dict:
                          "set": draw(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=2))}
     result["dataset"]["name"] = draw(NAMES)
     result["metrics"] = {"t2a": draw(METRICS), "a2t": draw(METRICS)}
+    if result["kind"] == "score":  # a scored file holds one direction or both
+        directions = draw(st.sampled_from([["t2a"], ["a2t"], ["t2a", "a2t"]]))
+        result["score"] = {"directions": directions, "file": "run.trec", "sha256": "b" * 64, "format": "trec"}
+        result["metrics"] = {d: result["metrics"][d] for d in directions}
     result["chance"] = {"t2a": draw(METRICS), "a2t": draw(METRICS)}
     result["training"] = draw(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=4))
     result["history"] = draw(st.lists(st.dictionaries(st.text(max_size=6), JSON_VALUES, max_size=3), max_size=3))

@@ -74,6 +74,8 @@ def describe(error: Any) -> str:
         missing = next((name for name in error.validator_value if name not in error.instance), "?")
         if len(path) == 2 and path[0] in ("metrics", "chance"):
             return f"{path[0]}.{path[1]}[{missing!r}] is missing or not a number"
+        if len(path) == 1 and path[0] in ("metrics", "chance"):
+            return f"{path[0]}.{missing} is missing"
         return f"missing field {missing!r}" if not path else f"{where}: missing field {missing!r}"
     if len(path) == 3 and path[0] in ("metrics", "chance"):
         return f"{path[0]}.{path[1]}[{path[2]!r}] is missing or not a number"
