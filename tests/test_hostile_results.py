@@ -91,8 +91,10 @@ def test_hostile_results_are_refused_one_line_each_and_nothing_escapes(tmp_path,
     assert MARKUP not in (site / "runs" / "good-markup.html").read_text(encoding="utf-8")
 
     n = len(corpus["hostile"])
-    print(f"\nhostile corpus: {n} files, {len(one_line)} refused with one line in each of "
-          f"{len(commands) + 2} commands, 0 tracebacks, {len(outside)} files written outside the target, "
+    parts_refused = {p.stem for p in (site / "runs").iterdir()} - set(corpus["good"])
+    print(f"\nhostile corpus: {n} files, {len(one_line)} named by exactly one line in each of {len(commands) + 2} "
+          f"commands ({n - len(parts_refused)} refused whole, {len(parts_refused)} shown with their sidecar or "
+          f"artifact refused), 0 tracebacks, {len(outside)} files written outside the target, "
           f"{len(corpus['good'])} good results rendered")
     assert n >= 20 and len(one_line) == n
     assert os.listdir(results)  # untouched: no command removed or rewrote a result
