@@ -21,7 +21,7 @@ from bench.results.files import check_result, read_result  # noqa: E402
 from bench.results.schema import published_schema  # noqa: E402
 from tests.conftest import build_result  # noqa: E402
 
-IDS = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,30}\Z").filter(lambda s: ".." not in s)
+IDS = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,30}\Z").filter(lambda s: ".." not in s and not s.endswith("."))
 NAMES = st.from_regex(r"\A[A-Za-z0-9_][A-Za-z0-9_ .,+:@=-]{0,30}\Z").filter(lambda s: ".." not in s)
 FINITE = st.floats(allow_nan=False, allow_infinity=False)
 SCALARS = st.none() | st.booleans() | st.integers(-2**53, 2**53) | FINITE | st.text(max_size=20)

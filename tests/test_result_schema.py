@@ -50,6 +50,7 @@ def test_the_docs_explain_every_field_and_the_package_ships_the_schema():
 @pytest.mark.parametrize("change, fragment", [
     ({"run_id": "../../escaped"}, "run_id '../../escaped' is not allowed"),
     ({"run_id": "a" * 201}, "longer than 200 characters"),
+    ({"run_id": "0."}, "run_id '0.' is not allowed"),  # its sidecar would be "0..per_query.npz"
     ({"loss": {"name": "x|y"}}, "loss.name 'x|y' is not allowed"),
     ({"provenance": {"git_commit": "--output=x"}}, "provenance.git_commit"),
     ({"per_query": {"file": "sub/x.npz", "sha256": "0" * 64}}, "per_query.file 'sub/x.npz'"),
