@@ -388,22 +388,23 @@ def test_bad_test_embeddings_are_one_line(tmp_path, kind):
     from bench.errors import BenchError
     from bench.results.fusion import _load_embeddings
 
-    path = tmp_path / "test_embeddings.npz"
+    path = tmp_path / "runs" / "r1" / "test_embeddings.npz"
+    path.parent.mkdir(parents=True)
     with open(path, "wb") as fh:
         np.savez(fh, audio=np.zeros((2, 2)), text=np.zeros((2, 2)), audio_of_caption=np.zeros(2),
                  fingerprint=np.array("x"))
-    result = {"run_id": "r1", "artifacts": {"test_embeddings": str(path)}}
-    assert set(_load_embeddings(result)) == {"audio", "text", "audio_of_caption", "fingerprint"}
+    result = {"run_id": "r1", "artifacts": {"test_embeddings": "r1/test_embeddings.npz"}}
+    assert set(_load_embeddings(result, [tmp_path / "runs"])) == {"audio", "text", "audio_of_caption", "fingerprint"}
     _bad_embeddings(kind, path, path.read_bytes())
     with pytest.raises(BenchError) as info:
-        _load_embeddings(result)
+        _load_embeddings(result, [tmp_path / "runs"])
     assert str(info.value).startswith(f"{path}: ") and "r1" in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.slow
 def test_bad_test_embeddings_for_fuse_are_one_line(finished, tmp_path, capsys):
     first, second = finished.by_seed[0], finished.by_seed[1]
-    path = Path(second["artifacts"]["test_embeddings"])
+    path = finished.runs / second["artifacts"]["test_embeddings"]  # published relative to the runs directory
     original = path.read_bytes()
     try:
         _bad_embeddings("truncated", path, original)

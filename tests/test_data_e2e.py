@@ -381,8 +381,8 @@ def test_audio_cache_run_matches_uncached_run(tmp_path, capsys):
     for direction in ("t2a", "a2t"):
         for metric, value in plain["metrics"][direction].items():
             assert cached["metrics"][direction][metric] == pytest.approx(value, abs=0.02), (direction, metric)
-    emb_plain = np.load(Path(plain["artifacts"]["test_embeddings"]))
-    emb_cached = np.load(Path(cached["artifacts"]["test_embeddings"]))
+    emb_plain = np.load(tmp_path / "runs_plain" / plain["artifacts"]["test_embeddings"])
+    emb_cached = np.load(tmp_path / "runs_cached" / cached["artifacts"]["test_embeddings"])
     audio_key = next(k for k in emb_plain.files if "audio" in k)
     x, y = emb_plain[audio_key].astype(np.float64), emb_cached[audio_key].astype(np.float64)
     cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))

@@ -127,8 +127,13 @@ def test_readme_commands_tell_what_they_do_and_leave_git_status_clean(clone):
     results = sorted((target / "runs" / "results").glob("*.json"))
     assert len(results) == 2
     ids = [json.loads(p.read_text())["run_id"] for p in results]
-    roots = json.loads(results[0].read_text())["dataset"]["roots"]
-    assert all(os.path.isabs(r) for r in roots.values())
+    # The published result names no local path; the run directory's config.json keeps the data roots.
+    from bench.results.local_paths import absolute_paths
+
+    assert all(absolute_paths(json.loads(p.read_text())) == [] for p in results)
+    assert "roots" not in json.loads(results[0].read_text())["dataset"]
+    roots = json.loads((target / "runs" / ids[0] / "config.json").read_text())["local"]["dataset_roots"]
+    assert roots and all(os.path.isabs(r) for r in roots.values())
     # Each finished run kept best.pt only (train.keep=best).
     for run_id in ids:
         assert sorted(p.name for p in (target / "runs" / run_id).glob("*.pt")) == ["best.pt"]

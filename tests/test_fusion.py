@@ -187,10 +187,11 @@ def copy_result(env: Env, run: dict[str, Any], run_id: str, embeddings: Path | N
 def test_runs_on_different_test_splits_are_refused(env: Env, runs: dict[int, dict[str, Any]], tmp_path: Path,
                                                    capsys) -> None:
     run = runs[1]
-    with np.load(run["artifacts"]["test_embeddings"]) as data:
+    with np.load(env.runs / run["artifacts"]["test_embeddings"]) as data:  # relative to the runs directory
         arrays = {key: data[key] for key in data.files}
     arrays["fingerprint"] = np.asarray("0123456789abcdef")
-    other = tmp_path / "test_embeddings.npz"
+    other = env.runs / "other-test-split" / "test_embeddings.npz"
+    other.parent.mkdir(exist_ok=True)
     np.savez(other, **arrays)
     copy_result(env, run, "other-test-split", other)
     assert env.fuse(runs[0]["run_id"], "other-test-split") == 2

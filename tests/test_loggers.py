@@ -116,7 +116,7 @@ def test_tensorboard_and_offline_wandb_record_every_epoch(tmp_path, monkeypatch)
     assert main(["run", *TINY, "--logger", "tensorboard,wandb", "--set", "wandb.mode=offline"]) == 0
     (result_path,) = (tmp_path / "runs" / "results").glob("*.json")
     result = json.loads(result_path.read_text())
-    run_dir = Path(result["artifacts"]["run_dir"])
+    run_dir = tmp_path / "runs" / result["artifacts"]["run_dir"]  # relative to the runs directory
     losses = [h["train_loss"] for h in result["history"]]
     val_map = [h["val"]["t2a"]["mAP@10"] for h in result["history"]]
 

@@ -83,6 +83,8 @@ def test_wheel_has_no_top_level_plugins_or_benchmarks(wheel_site):
     top = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist()}
     packages = {name for name in top if not name.endswith((".dist-info", ".data"))}
     assert packages == {"bench", "bench_plugins"}, sorted(top)
+    # The published result schema travels with the package: check_result and third parties read it.
+    assert "bench/results/result.schema.json" in zipfile.ZipFile(wheel).namelist()
 
 
 def test_wheel_install_lists_built_ins_and_trains_from_an_unrelated_directory(wheel_site, tmp_path):

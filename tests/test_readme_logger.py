@@ -44,7 +44,7 @@ def test_pasted_logger_writes_one_row_per_epoch(tmp_path):
     assert run.returncode == 0, run.stderr
     (result_path,) = (work / "runs" / "results").glob("*.json")
     result = json.loads(result_path.read_text())
-    with open(work / result["artifacts"]["run_dir"] / "epochs.csv", newline="") as handle:
+    with open(work / "runs" / result["artifacts"]["run_dir"] / "epochs.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert [float(r["train_loss"]) for r in rows] == pytest.approx([h["train_loss"] for h in result["history"]])

@@ -46,7 +46,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
         assert code == 0
     drop_console_handlers()
     grid = _results(base / "grid")
-    return {"grid": grid, "first": grid[("ntxent", 0)], "again": _results(base / "again")[("ntxent", 0)]}
+    return {"grid": grid, "first": grid[("ntxent", 0)], "again": _results(base / "again")[("ntxent", 0)],
+            "base": base}
 
 
 def test_tiny_run_writes_a_complete_result(runs):
@@ -64,7 +65,8 @@ def test_tiny_run_writes_a_complete_result(runs):
     assert result["audio_encoder"]["options"]["n_mels"] == 64  # defaults are recorded, not only what was set
     assert result["provenance"]["plugins"]["audio_encoder"]["distribution"] == "bench"
     assert result["training"]["device"] == "cpu"
-    run_dir = Path(result["artifacts"]["run_dir"])
+    assert result["artifacts"]["run_dir"] == result["run_id"]  # published relative to the runs directory
+    run_dir = runs["base"] / "runs" / result["artifacts"]["run_dir"]
     for name in ("config.json", "last.pt", "best.pt", "log.txt", "test_embeddings.npz", "result.json"):
         assert (run_dir / name).is_file(), name
     assert "epoch 2/2" in (run_dir / "log.txt").read_text()
@@ -75,7 +77,7 @@ def test_tiny_run_writes_a_complete_result(runs):
 def test_checkpoints_load_with_weights_only(runs):
     import torch
 
-    state = torch.load(Path(runs["first"]["artifacts"]["run_dir"]) / "last.pt", weights_only=True)
+    state = torch.load(runs["base"] / "runs" / runs["first"]["artifacts"]["run_dir"] / "last.pt", weights_only=True)
     assert state["epoch"] == 2 and "optimizer" in state and "model" in state
 
 
@@ -99,7 +101,7 @@ def test_result_metrics_are_what_its_sidecar_reduces_to_and_it_verifies(runs, tm
     from bench.results.verify import verify
 
     result = runs["first"]
-    path = Path(result["artifacts"]["run_dir"]).parents[1] / "grid" / f"{result['run_id']}.json"
+    path = runs["base"] / "grid" / f"{result['run_id']}.json"
     assert result["per_query"]["file"] == f"{result['run_id']}.per_query.npz"
     assert reduce(load_for_result(result, path)) == result["metrics"]
     v = verify(path)

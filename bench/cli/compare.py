@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run id, result .json, comma-separated seed runs, or a combination id")
     parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR),
                         help=f"where run ids and combination ids are looked up (default {DEFAULT_RESULTS_DIR}/)")
+    parser.add_argument("--runs-dir", metavar="DIR", help="where the runs' test embeddings are, for results "
+                        "without a per-query sidecar (default: runs/, or the runs/ beside the results directory)")
     parser.add_argument("--json", action="store_true", help="print the JSON form instead of the table")
     parser.add_argument("--t-test", action="store_true", help="also report a paired t-test p-value")
     parser.add_argument("--permutations", type=int, default=N_PERMUTATIONS,

@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", type=int, default=10, help="how many queries to list (default 10)")
     parser.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR),
                         help=f"where run ids are looked up (default {DEFAULT_RESULTS_DIR}/)")
+    parser.add_argument("--runs-dir", metavar="DIR", help="where the runs' test embeddings are (default: runs/, "
+                        "or the runs/ beside the results directory)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -78,16 +78,25 @@ def _parser() -> argparse.ArgumentParser:
     fuse.add_argument("--k", type=float, default=60.0, help="RRF constant (default 60)")
     fuse.add_argument("--results-dir", default=str(DEFAULT_RESULTS_DIR),
                       help=f"where the runs' results are and the fusion's goes (default {DEFAULT_RESULTS_DIR}/)")
+    fuse.add_argument("--runs-dir", metavar="DIR", help="where the runs' directories (test embeddings) are "
+                      "(default: runs/, or the runs/ beside the results directory)")
     fuse.add_argument("--no-leaderboard", action="store_true")
     fuse.add_argument("--force", action="store_true", help="write a new result even if this fusion exists")
 
-    board = sub.add_parser("leaderboard", help="render leaderboard/README.md from the result files")
+    board = sub.add_parser("leaderboard", help="render leaderboard/README.md from the result files",
+                           description="Render the markdown leaderboard, the static site (--html) or bar charts "
+                                       "(--plot) from result files. Only what is asked for is written: the "
+                                       "markdown goes to --output, or to leaderboard/README.md when the results "
+                                       "are the committed ones (leaderboard/results) and --html is not given.")
     board.add_argument("--results-dir", default="leaderboard/results")
-    board.add_argument("--output", default="leaderboard/README.md")
-    board.add_argument("--check", action="store_true", help="exit 1 if the markdown is not current")
+    board.add_argument("--output", "--out", default=None, metavar="FILE",
+                       help="where the markdown goes (default: leaderboard/README.md for leaderboard/results; "
+                            "printed for other results)")
+    board.add_argument("--check", action="store_true", help="exit 1 if the markdown (or, with --html, the site) "
+                       "is not current")
     board.add_argument("--plot", metavar="DIR", help="also draw one bar chart per benchmark into DIR")
-    board.add_argument("--html", metavar="DIR", help="also write the static leaderboard site into DIR "
-                       "(with --check: check it is current)")
+    board.add_argument("--html", metavar="DIR", help="write the static leaderboard site into DIR "
+                       "(with --check: check it is current); alone, nothing else is written")
 
     presets = sub.add_parser("presets", help="list the presets `bench run --preset` accepts")
     presets.add_argument("--show", metavar="NAME", help="print the configuration of every run (every stage of a "
@@ -186,7 +195,7 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"--weights {args.weights!r}: expected comma-separated numbers, one per run") from None
     result = fuse_runs(args.run_ids, method=args.method, weights=weights, k=args.k, results_dir=Path(args.results_dir),
-                       force=args.force)
+                       force=args.force, runs_dir=Path(args.runs_dir) if args.runs_dir else None)
     score = result["metrics"]["t2a"]["mAP@10"] * 100
     print(f"fused {len(args.run_ids)} runs with {args.method}: t2a mAP@10 {score:.2f}"
           f" (result {result['run_id']})")
@@ -195,23 +204,47 @@ def cmd_fuse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _markdown_target(args: argparse.Namespace) -> Path | None:
+    """Where ``bench leaderboard`` writes (or checks) the markdown; None: nowhere.
+
+    The committed table (leaderboard/README.md) is derived from the committed results only: other
+    results, or a site asked for alone, never overwrite it.
+    """
+    from bench.leaderboard import tables as leaderboard
+
+    if args.output:
+        return Path(args.output)
+    committed = Path(args.results_dir).resolve() == leaderboard.DEFAULT_RESULTS_DIR.resolve()
+    return leaderboard.DEFAULT_OUTPUT if committed and not args.html else None
+
+
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     from bench.leaderboard import tables as leaderboard
 
+    results_dir = Path(args.results_dir)
+    output = _markdown_target(args)
     if args.html:  # first, so that a result the markdown refuses is skipped here with a warning
         from bench.leaderboard.site import html_command
 
-        html_command(Path(args.results_dir), Path(args.html), check=args.check)
+        html_command(results_dir, Path(args.html), check=args.check)
     if args.check:
-        leaderboard.check(Path(args.results_dir), Path(args.output))
-        print(f"{args.output} is current")
+        if output is not None:
+            leaderboard.check(results_dir, output)
+            print(f"{output} is current")
+        elif not args.html:
+            raise ConfigError(f"--check: name the markdown file to check with --output (leaderboard/README.md "
+                              f"holds only {leaderboard.DEFAULT_RESULTS_DIR})")
         return 0
-    path = leaderboard.write(Path(args.results_dir), Path(args.output))
-    print(f"wrote {path}")
+    if output is not None:
+        print(f"wrote {leaderboard.write(results_dir, output)}")
+    elif not args.html:
+        print(leaderboard.render_dir(results_dir)[0], end="")
+        print(f"bench leaderboard: printed the table of {results_dir}; --output FILE writes it "
+              f"({leaderboard.DEFAULT_OUTPUT} holds only {leaderboard.DEFAULT_RESULTS_DIR})", file=sys.stderr)
     if args.plot:
         from bench.results.files import read_results_report
 
-        for image in leaderboard.plot(read_results_report(Path(args.results_dir))[0], Path(args.plot)):
+        for image in leaderboard.plot(read_results_report(results_dir)[0], Path(args.plot)):
             print(f"wrote {image}")
     return 0
 

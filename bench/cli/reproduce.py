@@ -44,7 +44,17 @@ def _result_files(paths: list[str]) -> list[Path]:
     return files
 
 
+def _own_files(result: dict, directory: Path) -> list[Path]:
+    """A result's JSON and the sidecar it names, exactly (never a glob: run id "a" must not take "ab")."""
+    from bench.core.safe_paths import inside
+
+    names = [f"{result['run_id']}.json", *([str(result["per_query"]["file"])]
+                                             if isinstance(result.get("per_query"), dict) else [])]
+    return [path for path in (inside(directory, name, what="result file") for name in names) if path.is_file()]
+
+
 def run(args: argparse.Namespace) -> int:
+    from bench.core.safe_paths import inside
     from bench.results.files import read_result, read_results
     from bench.results.reproduce import matching_committed, metric_mismatches
 
@@ -57,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
         old = committed[0] if against.is_file() else matching_committed(new, committed)
         if args.replace:
             if old is not None:
-                for stale in against.glob(f"{old['run_id']}*"):
+                for stale in _own_files(old, against):
                     stale.unlink()
-            for produced in path.parent.glob(f"{new['run_id']}*"):  # the JSON and its sidecars
-                shutil.copy2(produced, against / produced.name)
+            for produced in _own_files(new, path.parent):  # the JSON and its sidecar
+                shutil.copy2(produced, inside(against, produced.name, what="committed result"))
             print(f"{new['run_id']}: now committed" + (f" (replaces {old['run_id']})" if old else ""))
             continue
         if old is None:

@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("results", nargs="+", metavar="RESULT", help="result .json files or directories of them")
     parser.add_argument("--embeddings", metavar="NPZ", help="the run's test_embeddings.npz (one RESULT only)")
+    parser.add_argument("--runs-dir", metavar="DIR", help="where the runs' directories are: result artifacts are "
+                        "relative to it (default: runs/, or the runs/ beside the results directory)")
     parser.add_argument("--write-sidecar", action="store_true",
                         help="backfill: write the per-query sidecar of an older RESULT from its embeddings "
                              "(after checking they reproduce its metrics) and add `per_query` to its JSON")

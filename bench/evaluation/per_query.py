@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from bench.core.atomic import atomic_path
-from bench.errors import ConfigError, DataError
+from bench.core.safe_paths import inside
+from bench.errors import BenchError, ConfigError, DataError
 from bench.evaluation.metrics import chunked_ranks, embedding_ranks, summarise_a2t, summarise_t2a
 
 SIDECAR_FORMAT = "bench-per-query-1"
@@ -243,7 +244,7 @@ def attach_sidecar(result: dict[str, Any], results_dir: str | Path, outcomes: Ou
     reduce to, so the JSON and its sidecar agree by construction. Call it right before
     :func:`bench.results.files.write_result`; an existing result of that run id is never touched.
     """
-    json_path = Path(results_dir) / f"{result['run_id']}.json"
+    json_path = inside(results_dir, f"{result['run_id']}.json", what="result file")
     if json_path.exists():
         raise DataError(f"{json_path} already exists: results are immutable; use a new run id")
     path = sidecar_path(json_path)
@@ -285,7 +286,11 @@ def read_sidecar(path: str | Path, sha256: str | None = None) -> Outcomes:
             )
     except DataError:
         raise
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # an object array: never unpickled
+            raise DataError(f"{path}: per-query sidecar is not a plain npz (it holds pickled objects)") from None
+        raise DataError(f"{path}: per-query sidecar is truncated or unreadable (ValueError)") from None
+    except (OSError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: per-query sidecar is truncated or unreadable ({type(exc).__name__})") from None
     _check_consistent(out, path)
     return out
@@ -304,7 +309,13 @@ def load_for_result(result: dict[str, Any], result_path: str | Path) -> Outcomes
     entry = result.get("per_query")
     if not isinstance(entry, dict) or not entry.get("file"):
         raise DataError(f"{result_path}: the result records no per-query sidecar")
-    return read_sidecar(Path(result_path).parent / str(entry["file"]), entry.get("sha256"))
+    try:  # the name is the result's: a plain file beside it (no directory part, no symlink out)
+        path = inside(Path(result_path).parent, str(entry["file"]), what="per-query sidecar")
+    except BenchError as exc:
+        raise DataError(f"{result_path}: {' '.join(str(exc).split())}") from None
+    if Path(path).name != str(entry["file"]):
+        raise DataError(f"{result_path}: per-query sidecar {str(entry['file'])[:80]!r} is not a file name beside it")
+    return read_sidecar(path, entry.get("sha256"))
 
 
 # ----------------------------------------------------------------------------- alignment

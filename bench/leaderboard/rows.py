@@ -13,7 +13,9 @@ different budgets together without saying so.
 
 from __future__ import annotations
 
+import re
 import statistics
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Any
 
@@ -91,17 +93,28 @@ def benchmark_key(result: dict[str, Any]) -> tuple[str, str, str]:
     return result["dataset"]["name"], str(_test_split(result).get("fingerprint", "")), protocol_of(result)
 
 
-def benchmark_title(result: dict[str, Any]) -> str:
+def benchmark_title(result: dict[str, Any], escape: Callable[[str], str] = str) -> str:
+    """The table's heading; ``escape`` is applied to every part that comes from the result's strings
+    (the markdown writer escapes them for markdown; HTML escapes the whole title itself)."""
     dataset = result["dataset"]
     test = _test_split(result)
     options = dataset.get("set") or {}
-    opts = ", ".join(f"{k}={_short(v)}" for k, v in sorted(options.items()))
-    title = dataset["name"] + (f" ({opts})" if opts else "")
+    opts = ", ".join(f"{escape(str(k))}={escape(_short(v))}" for k, v in sorted(options.items()))
+    title = escape(dataset["name"]) + (f" ({opts})" if opts else "")
     if test:
-        title += f" — test: {test.get('n_audios', '?')} audios, {test.get('n_captions', '?')} captions"
+        counts = f"{test.get('n_audios', '?')} audios, {test.get('n_captions', '?')} captions"
+        title += f" — test: {escape(counts)}"
         if test.get("fingerprint"):
-            title += f" [{str(test['fingerprint'])[:8]}]"
-    return f"{title} — protocol: {protocol_of(result)}"
+            title += f" [{escape(str(test['fingerprint'])[:8])}]"
+    return f"{title} — protocol: {escape(protocol_of(result))}"
+
+
+def slug(key: tuple[str, ...]) -> str:
+    """A benchmark's file name (site page, plot) from its key: ``synthetic-5ad84006`` (protocol added
+    when not the default); only letters, digits, ``.``, ``_`` and ``-``."""
+    name, fingerprint, *rest = (*key, "")
+    parts = [name.replace("+", "-"), fingerprint[:8] or "unknown"] + [p for p in rest[:1] if p and p != DEFAULT_PROTOCOL]
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(parts)).strip(".") or "benchmark"
 
 
 def small_test_warning(result: dict[str, Any]) -> str | None:
@@ -250,12 +263,13 @@ def _order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for group in ordered for row in group]
 
 
-def aggregate(results: list[dict[str, Any]]) -> dict[tuple[str, str, str], tuple[str, list[dict[str, Any]], dict]]:
+def aggregate(results: list[dict[str, Any]], escape: Callable[[str], str] = str,
+              ) -> dict[tuple[str, str, str], tuple[str, list[dict[str, Any]], dict]]:
     """Per benchmark (:func:`benchmark_key`): its title, its rows in table order and the chance metrics.
 
     A row holds its labels, its training budget, its seed runs (``runs``, the latest per seed) and,
     per leaderboard column (:func:`bench.evaluation.metric_table.leaderboard_columns`), the list of per-seed
-    values as numbers; tables format them, plots draw them.
+    values as numbers; tables format them, plots draw them. ``escape`` goes to :func:`benchmark_title`.
     """
     results = sorted(results, key=lambda r: r["run_id"])
     by_id = {r["run_id"]: r for r in results}
@@ -270,5 +284,5 @@ def aggregate(results: list[dict[str, Any]]) -> dict[tuple[str, str, str], tuple
         groups = benchmarks[key]
         rows = _order([_row(_latest_per_seed(groups[c]), by_id) for c in sorted(groups)])
         first = min((r for runs in groups.values() for r in runs), key=lambda r: r["run_id"])
-        out[key] = (benchmark_title(first), rows, first["chance"])
+        out[key] = (benchmark_title(first, escape), rows, first["chance"])
     return out

@@ -25,28 +25,22 @@ from bench.leaderboard import tables as leaderboard, significance as leaderboard
 from bench.evaluation import metric_table
 from bench.core.atomic import atomic_write_text
 from bench.errors import BenchError
-from bench.leaderboard.rows import duration
+from bench.leaderboard.rows import duration, slug
 from bench.leaderboard.run_page import page, render_run_page, run_kind
-from bench.results.files import read_result
+from bench.core.safe_paths import inside
+from bench.results.files import read_result_in, result_paths
 
 MARKER = ".bench-site"
 """A file in DIR saying bench owns it: only then are stale pages of removed runs deleted."""
 FILTERS = (("audio", "Audio encoder"), ("text", "Text encoder"), ("loss", "Loss"), ("kind", "Kind"))
 
 
-def slug(key: tuple[str, ...]) -> str:
-    """A benchmark's page name from its key: ``synthetic-5ad84006`` (protocol added when not the default)."""
-    name, fingerprint, *rest = (*key, "")
-    parts = [name.replace("+", "-"), fingerprint[:8] or "unknown"] + [p for p in rest[:1] if p and p != "bench"]
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(parts))
-
-
 def load_results(results_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Path], list[str]]:
     """The readable results, their files by run id, and one warning per file that is skipped (unusable)."""
     results, sources, warnings = [], {}, []
-    for path in sorted(Path(results_dir).glob("*.json")):
+    for path in result_paths(results_dir):
         try:
-            result = read_result(path)
+            result = read_result_in(path, results_dir)
             leaderboard.aggregate([result])  # a result the tables cannot use must not break the site
         except BenchError as exc:
             warnings.append(f"skips {' '.join(str(exc).split())}")
@@ -132,7 +126,8 @@ def _select(table_id: str, key: str, label: str, options: list[str]) -> str:
             f'<option value="">all</option>{choices}</select></label>')
 
 
-def benchmark_page(title: str, rows: list[dict[str, Any]], chance: dict[str, Any], sources: dict[str, Path]) -> str:
+def benchmark_page(title: str, rows: list[dict[str, Any]], chance: dict[str, Any], sources: dict[str, Path],
+                   ci_notes: list[str] | None = None) -> str:
     """One benchmark's table: aggregated rows, each followed by its (hidden) seed runs, and chance last.
 
     CIs and the rows not significantly worse than the best come from the per-query sidecars, through
@@ -141,6 +136,8 @@ def benchmark_page(title: str, rows: list[dict[str, Any]], chance: dict[str, Any
     table_id = "board"
     body, seen = [], {k: set() for k, _ in FILTERS}
     found = leaderboard_stats.annotate(rows, sources)
+    if ci_notes is not None:
+        ci_notes.extend(found.notes)
     for index, row in enumerate(rows):
         runs = row["runs"]
         best = found.not_worse is not None and index in found.not_worse
@@ -192,14 +189,15 @@ def index_page(benchmarks: list[tuple[str, str, list[dict[str, Any]]]], warnings
     return page("Leaderboard", content)
 
 
-def build_site(results_dir: Path) -> tuple[dict[str, str], list[str]]:
-    """Every file of the site as ``{relative path: text}``, and the warnings for skipped result files."""
+def build_site(results_dir: Path, ci_notes: list[str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """Every file of the site as ``{relative path: text}``, and the warnings for skipped result files;
+    ``ci_notes`` collects the lines of rows whose per-query sidecars could not be used."""
     results, sources, warnings = load_results(results_dir)
     files = {"style.css": site_assets.CSS, "app.js": site_assets.JS, MARKER: "written by bench leaderboard --html\n"}
     listed = []
     for key, (title, rows, chance) in leaderboard.aggregate(results).items():
         name = slug(key)
-        files[f"{name}.html"] = benchmark_page(title, rows, chance, sources)
+        files[f"{name}.html"] = benchmark_page(title, rows, chance, sources, ci_notes)
         listed.append((name, title, rows))
     for result in results:
         files[f"runs/{result['run_id']}.html"] = render_run_page(result, results)
@@ -219,21 +217,24 @@ def _stale(directory: Path, files: dict[str, str]) -> tuple[list[str], list[Path
     return differ, extra
 
 
-def write_site(results_dir: Path, directory: Path) -> tuple[list[Path], list[str]]:
+def write_site(results_dir: Path, directory: Path,
+               ci_notes: list[str] | None = None) -> tuple[list[Path], list[str]]:
     """Write the site into ``directory`` (atomically, file by file); returns written files and warnings."""
-    files, warnings = build_site(results_dir)
+    files, warnings = build_site(results_dir, ci_notes)
     directory = Path(directory)
+    for name in files:  # names come from validated run ids; checked again where they land
+        inside(directory, name, what="site page")
     differ, extra = _stale(directory, files)
     for name in differ:
-        atomic_write_text(directory / name, files[name])
+        atomic_write_text(inside(directory, name, what="site page"), files[name])
     for path in extra:
         path.unlink()
     return [directory / name for name in differ], warnings
 
 
-def check_site(results_dir: Path, directory: Path) -> list[str]:
+def check_site(results_dir: Path, directory: Path, ci_notes: list[str] | None = None) -> list[str]:
     """Raise :class:`BenchError` naming the first stale file; returns the warnings for skipped results."""
-    files, warnings = build_site(results_dir)
+    files, warnings = build_site(results_dir, ci_notes)
     differ, extra = _stale(Path(directory), files)
     if differ or extra:
         first = Path(directory) / differ[0] if differ else extra[0]
@@ -244,11 +245,16 @@ def check_site(results_dir: Path, directory: Path) -> list[str]:
 
 def html_command(results_dir: Path, directory: Path, *, check: bool) -> None:
     """What ``bench leaderboard --html DIR [--check]`` does: warnings on stderr, a summary on stdout."""
+    notes: list[str] = []
     if check:
-        warnings = check_site(results_dir, directory)
+        warnings = check_site(results_dir, directory, notes)
         print(f"{directory} is current")
     else:
-        written, warnings = write_site(results_dir, directory)
+        written, warnings = write_site(results_dir, directory, notes)
         print(f"wrote {len(written)} changed file(s) of the site in {directory}")
     for warning in warnings:
         print(f"warning: the site {warning}", file=sys.stderr)
+    for note in notes:
+        print(f"warning: the site shows no confidence interval: {note}", file=sys.stderr)
+    for line in leaderboard.local_path_problems(load_results(results_dir)[0]):
+        print(f"warning: the site shows {line}", file=sys.stderr)

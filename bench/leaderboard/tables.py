@@ -15,6 +15,7 @@ not stand behind, :func:`bench.results.reproduce.provenance_problems`).
 from __future__ import annotations
 
 import difflib
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -68,6 +69,18 @@ PINNED_MARK = "‡"
 _DIRECTION_NAMES = {"t2a": "text-to-audio", "a2t": "audio-to-text"}
 
 Warn = Callable[[str], None]
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*|"} | {"<": "&lt;", ">": "&gt;", "&": "&amp;"})
+# "_" is emphasis only at a word's edge (GFM ignores it inside words: n_train stays as it is), and
+# brackets make a link or an image only when "](" or "][" joins them ("[stage 1]" stays as it is).
+_EDGE_UNDERSCORE_OR_LINK = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|\](?=[(\[])")
+_LINE_BREAKS = str.maketrans({c: " " for c in "\r\n\v\f\x85\u2028\u2029"})
+
+
+def escape_markdown(text: Any) -> str:
+    """``text`` as literal characters in a markdown table cell or heading: one line, no column
+    breaks (``|``), no HTML, code spans, emphasis or links (result files come from strangers)."""
+    text = str(text).translate(_LINE_BREAKS).translate(_MARKDOWN_SPECIAL)
+    return _EDGE_UNDERSCORE_OR_LINK.sub(lambda found: "\\" + found.group(0), text)
 
 
 def _stderr(line: str) -> None:
@@ -129,7 +142,7 @@ def _table_cells(rows: list[dict[str, Any]], chance: dict, found: TableStats, pi
     primary = metric_table.column_name(metric_table.PRIMARY[0], metric_table.get(metric_table.PRIMARY[1]))
     cells = []
     for index, row in enumerate(rows):
-        cell = {name: row[name] for name in LABEL_COLUMNS + RUN_COLUMNS}
+        cell = {name: escape_markdown(row[name]) for name in LABEL_COLUMNS + RUN_COLUMNS}
         dirty, shorts = _marks(row, pinned)
         cell[PROVENANCE_COLUMN] = " ".join(([DIRTY_MARK] if dirty else []) + [f"{PINNED_MARK}{s}" for s in shorts])
         for d, metric in metric_table.leaderboard_columns():
@@ -146,13 +159,13 @@ def _table_cells(rows: list[dict[str, Any]], chance: dict, found: TableStats, pi
     return cells + [chance_row]
 
 
-def _tables(results: list[dict[str, Any]], sources: dict[str, Path] | None,
-            pinned: dict[str, str]) -> dict[tuple[str, str, str], tuple[str, list[str], Any, list[str]]]:
+def _tables(results: list[dict[str, Any]], sources: dict[str, Path] | None, pinned: dict[str, str],
+            ci_notes: list[str] | None = None) -> dict[tuple[str, str, str], tuple[str, list[str], Any, list[str]]]:
     """Per benchmark: title, caption lines, the DataFrame of cells, and the notes under the table."""
     import pandas as pd
 
     out = {}
-    for key, (title, rows, chance) in aggregate(results).items():
+    for key, (title, rows, chance) in aggregate(results, escape_markdown).items():
         found = annotate(rows, sources or {})
         caption = []
         if len({row["Training"] for row in rows}) > 1:
@@ -163,7 +176,9 @@ def _tables(results: list[dict[str, Any]], sources: dict[str, Path] | None,
             caption.append(warning)
         if found.not_worse is not None:
             caption.append(significance_caption(found.tested, len(rows)))
-        notes = _footnotes(rows, pinned) + [f"No confidence interval: {note}" for note in found.notes]
+        notes = _footnotes(rows, pinned) + [f"No confidence interval: {escape_markdown(note)}" for note in found.notes]
+        if ci_notes is not None:
+            ci_notes.extend(found.notes)
         cells = _table_cells(rows, chance, found, pinned)
         # The provenance column appears only where a row has a mark (the footnotes say what it means).
         names = columns() + ([PROVENANCE_COLUMN] if any(c[PROVENANCE_COLUMN] for c in cells) else [])
@@ -193,15 +208,16 @@ def _shorten(line: str, results_dir: Path | None) -> str:
 
 def render(results: list[dict[str, Any]], *, sources: dict[str, Path] | None = None,
            pinned: dict[str, str] | None = None, unreadable: list[str] | tuple[str, ...] = (),
-           results_dir: Path | None = None) -> str:
+           results_dir: Path | None = None, ci_notes: list[str] | None = None) -> str:
     """The whole leaderboard markdown.
 
     ``sources`` maps run ids to their JSON files (for the per-query sidecars beside them),
     ``pinned`` is ``leaderboard/pinned.toml`` (:func:`bench.results.reproduce.load_pinned`) and
-    ``unreadable`` the problem lines of result files that could not be read.
+    ``unreadable`` the problem lines of result files that could not be read; ``ci_notes``, when
+    given, collects one line per row whose per-query sidecar could not be used.
     """
     parts = [HEADER]
-    tables = _tables(results, sources, pinned or {})
+    tables = _tables(results, sources, pinned or {}, ci_notes)
     if not tables:
         parts.append("\nNo results yet: run `bench run`.\n")
     for title, caption, table, notes in tables.values():
@@ -213,7 +229,7 @@ def render(results: list[dict[str, Any]], *, sources: dict[str, Path] | None = N
     if unreadable:
         parts.append("\n## Unreadable results\n\nThese result files could not be read and are in no table above; "
                      "`bench leaderboard --check` fails until they are repaired or removed.\n\n")
-        parts.append("".join(f"- {_shorten(line, results_dir)}\n" for line in unreadable))
+        parts.append("".join(f"- {escape_markdown(_shorten(line, results_dir))}\n" for line in unreadable))
     return "".join(parts)
 
 
@@ -241,6 +257,8 @@ def plot(results: list[dict[str, Any]], directory: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     from bench.core.atomic import atomic_path
+    from bench.core.safe_paths import inside
+    from bench.leaderboard.rows import slug
 
     direction, key = metric_table.PRIMARY
     metric = metric_table.get(key)
@@ -263,8 +281,7 @@ def plot(results: list[dict[str, Any]], directory: Path) -> list[Path]:
         axis.set_title(title, fontsize=9)
         axis.legend(loc="lower right", fontsize=8)
         fig.tight_layout()
-        suffix = "" if protocol == "bench" else f"-{protocol}"
-        path = Path(directory) / f"{name.replace('+', '-')}-{fingerprint[:8] or 'unknown'}{suffix}.png"
+        path = inside(directory, f"{slug((name, fingerprint, protocol))}.png", what="plot")
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=100, format="png", metadata={"Software": None})
         plt.close(fig)
@@ -281,22 +298,28 @@ def _pinned(results_dir: Path) -> dict[str, str]:
     return load_pinned(Path(results_dir).parent / PINNED_NAME)
 
 
-def render_dir(results_dir: Path = DEFAULT_RESULTS_DIR) -> tuple[str, list[dict[str, Any]], list[str]]:
+def render_dir(results_dir: Path = DEFAULT_RESULTS_DIR,
+               ci_notes: list[str] | None = None) -> tuple[str, list[dict[str, Any]], list[str]]:
     """The markdown for a results directory, its readable results and its unreadable files' lines."""
     results_dir = Path(results_dir)
     found, unreadable = read_result_files(results_dir)
     results = [result for result, _ in found]
     sources = {result["run_id"]: path for result, path in found}
     markdown = render(results, sources=sources, pinned=_pinned(results_dir), unreadable=unreadable,
-                      results_dir=results_dir)
+                      results_dir=results_dir, ci_notes=ci_notes)
     return markdown, results, unreadable
 
 
 def write(results_dir: Path = DEFAULT_RESULTS_DIR, output: Path = DEFAULT_OUTPUT, warn: Warn = _stderr) -> Path:
     """Render every readable result; each unreadable one is listed in the file and passed to ``warn``."""
-    markdown, _, unreadable = render_dir(results_dir)
+    ci_notes: list[str] = []
+    markdown, results, unreadable = render_dir(results_dir, ci_notes)
     for line in unreadable:
         warn(f"warning: skipped {line}")
+    for line in local_path_problems(results):  # shown, but `--check` refuses it for the committed table
+        warn(f"warning: {line}")
+    for line in ci_notes:
+        warn(f"warning: no confidence interval: {line}")
     atomic_write_text(output, markdown)
     return output
 
@@ -314,6 +337,20 @@ def _repo_root(results_dir: Path) -> Path:
     return Path.cwd()
 
 
+def local_path_problems(results: list[dict[str, Any]]) -> list[str]:
+    """One line per committed result that names an absolute path of the machine that made it."""
+    from bench.results.local_paths import absolute_paths
+
+    lines = []
+    for result in results:
+        found = absolute_paths(result)
+        if found:
+            lines.append(f"{result['run_id']}: holds {len(found)} absolute path(s) of the machine that made it "
+                         f"(first: {found[0]}); a published result names none: run "
+                         "`python leaderboard/publish_results.py DIR` on it")
+    return lines
+
+
 def check(results_dir: Path = DEFAULT_RESULTS_DIR, output: Path = DEFAULT_OUTPUT, *, provenance: bool = True,
           warn: Warn = _stderr) -> None:
     """Raise BenchError unless the markdown is current, every result is readable and, with
@@ -324,7 +361,11 @@ def check(results_dir: Path = DEFAULT_RESULTS_DIR, output: Path = DEFAULT_OUTPUT
     from bench.results.reproduce import provenance_problems
 
     results_dir = Path(results_dir)
-    expected, results, problems = render_dir(results_dir)
+    ci_notes: list[str] = []
+    expected, results, problems = render_dir(results_dir, ci_notes)
+    for line in ci_notes:
+        warn(f"warning: no confidence interval: {line}")
+    problems = problems + local_path_problems(results)
     if provenance:
         problems = problems + provenance_problems(results, _repo_root(results_dir), _pinned(results_dir))
     for line in problems:

@@ -29,8 +29,9 @@ from bench.evaluation.metric_table import DIRECTIONS, PRIMARY, get
 from bench.evaluation.metric_table import metrics as table_metrics
 from bench.evaluation.per_query import Outcomes, align, load_for_result, outcomes_from_npz
 from bench.results import stats
-from bench.results.files import read_result, read_results
+from bench.results.files import read_result, read_result_in, read_results_report
 from bench.results.labels import system_labels
+from bench.results.schema import is_id
 
 DEFAULT_METRICS: tuple[tuple[str, str], ...] = tuple(
     (d, m.key) for d in DIRECTIONS for m in table_metrics(d) if m.key != "median_rank"
@@ -74,10 +75,10 @@ def resolve_system(spec: str, results_dir: Path) -> System:
             runs.append((read_result(path), path))
             continue
         path = Path(results_dir) / f"{part}.json"
-        if path.is_file():
-            runs.append((read_result(path), path))
+        if is_id(part) and path.is_file():
+            runs.append((read_result_in(path, results_dir), path))
             continue
-        group = [(r, Path(results_dir) / f"{r['run_id']}.json") for r in read_results(results_dir)
+        group = [(r, Path(results_dir) / f"{r['run_id']}.json") for r in read_results_report(results_dir)[0]
                  if len(part) >= 6 and str(r.get("combination") or "").startswith(part)]
         if not group:
             raise ConfigError(f"{part!r} is neither a result file, a run id nor a combination id in {results_dir}")
@@ -93,22 +94,23 @@ def resolve_system(spec: str, results_dir: Path) -> System:
     return System(spec, runs, spec=spec)
 
 
-def _outcomes_of(result: dict[str, Any], path: Path) -> Outcomes:
-    """The run's sidecar if it records one, else its stored test embeddings."""
+def _outcomes_of(result: dict[str, Any], path: Path, runs_dir: Path | None = None) -> Outcomes:
+    """The run's sidecar if it records one, else its stored test embeddings (under the runs directory)."""
     if isinstance(result.get("per_query"), dict):
         return load_for_result(result, path)
+    from bench.results.verify import embeddings_path
+
     emb = (result.get("artifacts") or {}).get("test_embeddings")
-    if emb:
-        for candidate in (Path(emb), path.parent / emb):
-            if candidate.is_file():
-                return outcomes_from_npz(candidate)
+    found = embeddings_path(result, path, runs_dir)
+    if found is not None:
+        return outcomes_from_npz(found)
     raise DataError(
         f"{path}: no per-query sidecar and no test embeddings ({emb or 'none recorded'}); "
         "compare needs one of them"
     )
 
 
-def load_systems(systems: list[System]) -> None:
+def load_systems(systems: list[System], runs_dir: Path | None = None) -> None:
     """Fill every system's per-query outcomes, all aligned to the first system's query order."""
     protocols = {_test_split(r) for s in systems for r, _ in s.runs}
     if len({name for name, _ in protocols}) > 1 or len({fp for _, fp in protocols}) > 1:
@@ -118,7 +120,7 @@ def load_systems(systems: list[System]) -> None:
     for system in systems:
         system.outcomes = []
         for result, path in system.runs:
-            o = _outcomes_of(result, path)
+            o = _outcomes_of(result, path, runs_dir)
             if reference is None:
                 reference = o
             else:
@@ -254,7 +256,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--permutations and --bootstrap must be at least 1000")
     systems = [resolve_system(spec, Path(args.results_dir)) for spec in args.systems]
     name_systems(systems)
-    load_systems(systems)
+    load_systems(systems, Path(args.runs_dir) if getattr(args, "runs_dir", None) else None)
     report = compare(systems, seed=args.seed, n_permutations=args.permutations, n_bootstrap=args.bootstrap,
                      t_test=args.t_test, alpha=args.alpha)
     print(json.dumps(report, indent=2) if args.json else render(report), end="" if not args.json else "\n")

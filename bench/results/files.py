@@ -1,51 +1,11 @@
-"""One immutable JSON file per run: the schema, the writer and the reader.
+"""One immutable JSON file per run: the writer and the reader.
 
-Schema (version 1.x; a reader refuses any other major version):
-
-``schema_version``  "1.0"
-``run_id``          unique id, also the file name (``<run_id>.json``)
-``created``         ISO-8601 UTC time the file was written
-``kind``            "train" for a trained run, "fusion" for ``bench fuse``, "eval" for ``bench eval``,
-                    "score" for ``bench score`` (an outside file scored against the split)
-``score``           kind "score" only: ``{file, sha256, format, directions, n_queries, missing, unknown,
-                    list_depth}``: the scored file's name and hash, its format (trec, dcase, npz-embeddings,
-                    npz-scores), the directions it holds (``metrics`` has only those), per direction the
-                    queries it misses (counted as misses), the metrics it cannot give (``unknown``, e.g.
-                    ``{"t2a": ["mean_rank", "median_rank"]}``, left out of ``metrics``) and its shortest list
-``eval``            kind "eval" only: ``{zero_shot, trained_on, run_id, model}``: a pretrained model
-                    scored without training (``zero_shot`` true), or a finished run (``run_id``,
-                    trained on dataset ``trained_on``) scored on this dataset
-``protocol``        the metric convention (absent means "bench": one query per caption, pessimistic
-                    ties); results of different protocols are never ranked in one column
-``dataset``         ``{name, options, splits: {split: {n_audios, n_captions, fingerprint}}, roots}``;
-                    ``roots``: ``{member: absolute resolved data root}`` (absent in older results);
-                    ``extra_captions`` (only when a member was given ``extra_captions``):
-                    ``{member: {file, sha256, n_captions, n_audios}}``, the CSV's absolute path, hash,
-                    caption rows and recordings named (bench.data.extra_captions); the options then
-                    hold ``extra_captions`` (path) and ``extra_captions_sha256``
-``audio_encoder``, ``text_encoder``, ``loss``   ``{name, options}`` with every option resolved
-``seed``            integer seed
-``training``        the :class:`bench.core.config.TrainSettings` used, plus device, amp and world size
-``stage``           ``{stage, M, teachers, init}`` (stage 1 for plain runs)
-``pipeline``        only for a stage of a preset's pipeline (bench.runs.pipeline): ``{name, stage,
-                    stage_name, stages: [{name, epochs, init}], init_stage, init_combination,
-                    init_run}``: the preset, this stage's 1-based index and name, every stage's name,
-                    epochs and the stage it starts from, and the combination id and run id of the
-                    stage this one started from (null for a first stage)
-``metrics``         ``{"t2a": {...}, "a2t": {...}}`` on the test split, fractions in [0, 1]
-``best_val``        ``{"epoch", "t2a", "a2t"}`` of the kept checkpoint
-``chance``          expected metrics of a uniformly random ranking of the same test split
-``history``         per-epoch train loss and validation metrics
-``skipped``         dataset entries skipped on the user's request, each with its reason
-``provenance``      bench version, git commit, Python, torch, device, plugin distributions
-``timings``         seconds: total, train, eval, per epoch
-``artifacts``       run directory and test embeddings (for fusion); may be absent on other machines
-``per_query``       ``{file, sha256, format}``: the per-query sidecar ``<run_id>.per_query.npz`` beside
-                    this file (each caption's rank, each recording's first relevant position and
-                    AP@10, keyed by the dataset's ids; see :mod:`bench.evaluation.per_query`) and its sha256.
-                    ``metrics`` equal what the sidecar reduces to. Absent in results written before
-                    it existed; ``bench verify --write-sidecar`` adds it to such a result from its
-                    test embeddings, and this is the only field it ever adds to an existing file.
+The schema (version 1.x; a reader refuses any other major version) is the published JSON Schema
+``bench/results/result.schema.json``, explained field by field in ``docs/result-schema.md`` and
+checked by :mod:`bench.results.schema`. A result is data, never a path or markup: its ids and names
+have safe patterns, artifact paths are relative to the runs directory (:mod:`bench.results.local_paths`),
+and a file over :data:`MAX_RESULT_BYTES`, with NaN or infinity, or reached through a symlink out of
+its results directory is refused with one line naming it.
 """
 
 from __future__ import annotations
@@ -56,40 +16,30 @@ from pathlib import Path
 from typing import Any
 
 from bench.core.atomic import atomic_write_text
+from bench.core.safe_paths import inside, is_inside
 from bench.errors import BenchError
-from bench.evaluation import metric_table
+from bench.results import schema
+from bench.results.local_paths import publishable
 
 SCHEMA_VERSION = "1.0"
 SUPPORTED_MAJOR = 1
-REQUIRED_FIELDS = (
-    "schema_version",
-    "run_id",
-    "created",
-    "dataset",
-    "audio_encoder",
-    "text_encoder",
-    "loss",
-    "seed",
-    "training",
-    "metrics",
-    "best_val",
-    "chance",
-    "provenance",
-    "timings",
-)
+MAX_RESULT_BYTES = 16 * 2**20
+"""A result file larger than this is refused unread (the committed ones are about 10 kB)."""
+REQUIRED_FIELDS: tuple[str, ...] = tuple(schema.published_schema()["required"])
 
 
 def utc_now() -> str:
     return _dt.datetime.now(_dt.UTC).replace(microsecond=0).isoformat()
 
 
-def write_result(result: dict[str, Any], results_dir: Path) -> Path:
-    """Validate and write a result atomically; an existing file is never overwritten."""
-    result = dict(result)
+def write_result(result: dict[str, Any], results_dir: Path, *, runs_dir: Path | None = None) -> Path:
+    """Validate and write a result atomically as it is published (no local paths:
+    :func:`bench.results.local_paths.publishable`); an existing file is never overwritten."""
+    result = publishable(result, runs_dir=runs_dir, results_dir=Path(results_dir))
     result.setdefault("schema_version", SCHEMA_VERSION)
     result.setdefault("created", utc_now())
     check_result(result, source=f"result {result.get('run_id')}")
-    path = Path(results_dir) / f"{result['run_id']}.json"
+    path = inside(results_dir, f"{result['run_id']}.json", what="result file")
     if path.exists():
         raise BenchError(f"{path} already exists: results are immutable; use a new run id")
     atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, allow_nan=False) + "\n")
@@ -99,71 +49,74 @@ def write_result(result: dict[str, Any], results_dir: Path) -> Path:
 def check_result(result: dict[str, Any], source: str) -> None:
     """Raise :class:`BenchError` naming ``source`` and the first problem of a result dict.
 
-    The metrics checked are those of :mod:`bench.evaluation.metric_table`: the required ones must be numbers
+    The checks are the published JSON Schema (``result.schema.json``, :mod:`bench.results.schema`),
+    with the metrics of :mod:`bench.evaluation.metric_table`: the required ones must be numbers
     in ``metrics`` and ``chance``; one added later must be a number where a result has it.
     """
     version = str(result.get("schema_version", ""))
     major = version.split(".")[0]
     if not major.isdigit():
-        raise BenchError(f"{source}: missing or malformed schema_version {version!r}")
+        raise BenchError(f"{source}: missing or malformed schema_version {_short(version)!r}")
     if int(major) != SUPPORTED_MAJOR:
         raise BenchError(
-            f"{source}: schema_version {version} is not supported by bench (reads {SUPPORTED_MAJOR}.x); "
+            f"{source}: schema_version {_short(version)} is not supported by bench (reads {SUPPORTED_MAJOR}.x); "
             "upgrade bench or regenerate the result"
         )
-    missing = [name for name in REQUIRED_FIELDS if name not in result]
-    if missing:
-        raise BenchError(f"{source}: missing field {missing[0]!r} (schema {version})")
-    # Tables read these names; a result that lacks them would fail later without naming its file.
-    for name in ("dataset", "audio_encoder", "text_encoder", "loss"):
-        block = result.get(name)
-        if not isinstance(block, dict) or not isinstance(block.get("name"), str):
-            raise BenchError(f"{source}: {name} must be an object with a 'name' (schema {version})")
-    scored = scored_directions(result, source)
-    for block in ("metrics", "chance"):
-        for direction in metric_table.DIRECTIONS:
-            if block == "metrics" and direction not in scored:
-                continue
-            values = (result.get(block) or {}).get(direction)
-            if not isinstance(values, dict):
-                raise BenchError(f"{source}: {block}.{direction} is missing (schema {version})")
-            for metric in metric_table.metrics(direction):
-                if not metric.required and metric.key not in values:
-                    continue
-                value = values.get(metric.key)
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise BenchError(f"{source}: {block}.{direction}[{metric.key!r}] is missing or not a number")
+    found = schema.problems(result)
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise BenchError(f"{source}: {found[0]}{more} (schema {_short(version)}, docs/result-schema.md)")
 
 
-def scored_directions(result: dict[str, Any], source: str) -> tuple[str, ...]:
-    """The directions a result's ``metrics`` hold: both, or a ``score`` result's ``score.directions``."""
-    if result.get("kind") != "score":
-        return metric_table.DIRECTIONS
-    directions = (result.get("score") or {}).get("directions")
-    if not isinstance(directions, list) or not directions or not set(directions) <= set(metric_table.DIRECTIONS):
-        raise BenchError(f"{source}: score.directions must list t2a and/or a2t")
-    return tuple(directions)
+def _short(text: str) -> str:
+    return text if len(text) <= 20 else text[:17] + "..."
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows (results hold finite numbers only)")
 
 
 def read_result(path: Path) -> dict[str, Any]:
     """Read and check one result file; errors name the file."""
     path = Path(path)
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # ValueError: invalid JSON or bytes that are not UTF-8
-        raise BenchError(f"{path}: cannot read result: {exc}") from None
+        size = path.stat().st_size
+        if size > MAX_RESULT_BYTES:
+            raise BenchError(f"{path}: {size:,} bytes, over the {MAX_RESULT_BYTES:,}-byte limit of a result file; "
+                             "refused unread")
+        result = json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+    except (OSError, ValueError) as exc:  # ValueError: invalid JSON, NaN/Infinity, bytes that are not UTF-8
+        raise BenchError(f"{path}: cannot read result: {' '.join(str(exc).split())[:200]}") from None
+    except RecursionError:
+        raise BenchError(f"{path}: cannot read result: nested too deeply") from None
     if not isinstance(result, dict):
         raise BenchError(f"{path}: a result file holds one JSON object")
     check_result(result, source=str(path))
     return result
 
 
+def result_paths(results_dir: Path) -> list[Path]:
+    """The ``*.json`` files of a results directory, sorted (empty when it does not exist)."""
+    results_dir = Path(results_dir)
+    return sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []
+
+
+def read_result_in(path: Path, results_dir: Path) -> dict[str, Any]:
+    """:func:`read_result` for a file of ``results_dir``: refuses a symlink out of it, and a file
+    whose run id is not its name (``<run_id>.json``: two files can never claim one run id)."""
+    path = Path(path)
+    if not is_inside(path, results_dir):
+        raise BenchError(f"{path}: a symlink out of the results directory {results_dir}; refused unread")
+    result = read_result(path)
+    if path.name != f"{result['run_id']}.json":
+        raise BenchError(f"{path}: holds run_id {result['run_id']!r}, but a result file is named <run_id>.json; "
+                         "rename it or restore its run id")
+    return result
+
+
 def read_results(results_dir: Path) -> list[dict[str, Any]]:
     """All results in a directory, sorted by run id for a stable order; the first bad file raises."""
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        return []
-    return [read_result(path) for path in sorted(results_dir.glob("*.json"))]
+    return [read_result_in(path, results_dir) for path in result_paths(results_dir)]
 
 
 def read_result_files(results_dir: Path) -> tuple[list[tuple[dict[str, Any], Path]], list[str]]:
@@ -172,14 +125,11 @@ def read_result_files(results_dir: Path) -> tuple[list[tuple[dict[str, Any], Pat
     One truncated, invalid or future-schema file must not hide the others (nor stop a run that
     writes into the same directory), so each problem is returned, naming its file, instead of raised.
     """
-    results_dir = Path(results_dir)
-    if not results_dir.is_dir():
-        return [], []
     found: list[tuple[dict[str, Any], Path]] = []
     problems: list[str] = []
-    for path in sorted(results_dir.glob("*.json")):
+    for path in result_paths(results_dir):
         try:
-            found.append((read_result(path), path))
+            found.append((read_result_in(path, results_dir), path))
         except BenchError as exc:
             problems.append(" ".join(str(exc).split()))
     return found, problems
@@ -192,6 +142,8 @@ def read_results_report(results_dir: Path) -> tuple[list[dict[str, Any]], list[s
 
 
 def find_result(run_id: str, results_dir: Path) -> dict[str, Any]:
+    if not schema.is_id(run_id):
+        raise BenchError(f"{_short(run_id)!r} is not a run id (letters, digits, '.', '_', '+', '-'; no '..')")
     path = Path(results_dir) / f"{run_id}.json"
     if not path.is_file():
         known = sorted(p.stem for p in Path(results_dir).glob("*.json"))
@@ -199,4 +151,24 @@ def find_result(run_id: str, results_dir: Path) -> dict[str, Any]:
             f"no result for run {run_id!r} in {results_dir} (known: {', '.join(known[-5:]) or 'none'}); "
             "pass --results-dir if it lives elsewhere"
         )
-    return read_result(path)
+    return read_result_in(path, results_dir)
+
+
+def republish(results_dir: Path) -> list[Path]:
+    """Rewrite the results of a directory as :func:`write_result` publishes them today (artifact paths
+    relative to the runs directory, no data roots or other local paths); returns the files changed.
+
+    Only those fields change: the metrics, the sidecar and its sha256 are untouched, so ``bench verify``
+    still holds. Every file is checked before any is written; each is written atomically.
+    """
+    results_dir = Path(results_dir)
+    changed = []
+    for path in result_paths(results_dir):
+        before = read_result_in(path, results_dir)
+        after = publishable(before, results_dir=results_dir)
+        check_result(after, source=str(path))
+        if after != before:
+            changed.append((path, after))
+    for path, after in changed:
+        atomic_write_text(path, json.dumps(after, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    return [path for path, _ in changed]

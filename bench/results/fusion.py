@@ -49,12 +49,15 @@ def fuse_scores(parts: list[torch.Tensor], method: str, weights: list[float], k:
     raise ConfigError(f"fusion method {method!r}: use one of {', '.join(METHODS)}")
 
 
-def _load_embeddings(result: dict[str, Any]) -> dict[str, np.ndarray]:
-    path = Path((result.get("artifacts") or {}).get("test_embeddings", ""))
-    if not path.is_file():
+def _load_embeddings(result: dict[str, Any], runs_dirs: list[Path]) -> dict[str, np.ndarray]:
+    from bench.results.local_paths import artifact_path
+
+    path = artifact_path(result, "test_embeddings", runs_dirs)
+    if path is None or not path.is_file():
+        recorded = (result.get("artifacts") or {}).get("test_embeddings", "none recorded")
         raise BenchError(
-            f"run {result['run_id']}: its test embeddings {path} are missing; fusion needs the run directory "
-            "of every run (they are not part of the committed results)"
+            f"run {result['run_id']}: its test embeddings ({recorded}) are not under {', '.join(map(str, runs_dirs))}; "
+            "fusion needs the run directory of every run (pass --runs-dir; they are not part of the committed results)"
         )
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -71,7 +74,7 @@ def _load_embeddings(result: dict[str, Any]) -> dict[str, np.ndarray]:
 
 def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = None, k: float = 60.0,
               results_dir: Path = DEFAULT_RESULTS_DIR, chunk_size: int = 2048,
-              force: bool = False) -> dict[str, Any]:
+              force: bool = False, runs_dir: Path | None = None) -> dict[str, Any]:
     """Fuse runs on the same test split into a new result (written to ``results_dir``).
 
     The same fusion (method, runs, weights, k) already in ``results_dir`` is returned as it is
@@ -97,7 +100,10 @@ def fuse_runs(run_ids: list[str], *, method: str, weights: list[float] | None = 
         if existing.get("kind") == "fusion" and existing.get("combination") == combination and not force:
             return existing  # results are immutable: the same fusion is not written twice
     results = [find_result(run_id, results_dir) for run_id in run_ids]
-    embeddings = [_load_embeddings(result) for result in results]
+    from bench.results.local_paths import reader_runs_dirs
+
+    runs_dirs = reader_runs_dirs(runs_dir, results_dir)
+    embeddings = [_load_embeddings(result, runs_dirs) for result in results]
     fingerprints = {str(e["fingerprint"]) for e in embeddings}
     if len(fingerprints) != 1:
         names = ", ".join(f"{r['run_id']} ({r['dataset']['name']}, test {str(e['fingerprint'])[:8]})"

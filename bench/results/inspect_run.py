@@ -27,7 +27,8 @@ from bench.evaluation.per_query import (
     outcomes_from_npz,
     read_embeddings,
 )
-from bench.results.files import read_result
+from bench.results.files import read_result, read_result_in
+from bench.results.schema import is_id
 
 
 def _captions(path: Path, n_captions: int, captions: Sequence[str] | None) -> list[str] | None:
@@ -81,19 +82,20 @@ def rank_differences(this: Outcomes, other: Outcomes, n: int = 10) -> dict[str, 
     return {"improved": rows(np.lexsort((idx, -gain))[:n]), "worsened": rows(np.lexsort((idx, gain))[:n])}
 
 
-def _embeddings_of(spec: str, results_dir: Path) -> Path | Outcomes:
+def _embeddings_of(spec: str, results_dir: Path, runs_dir: Path | None = None) -> Path | Outcomes:
     """A run's embeddings from an npz path, a result .json, or a run id in ``results_dir``; for a result
     without embeddings here (a scored TREC or DCASE file), its per-query sidecar's outcomes."""
     path = Path(spec)
     if path.suffix == ".npz":
         return path
-    result_path = path if path.suffix == ".json" else results_dir / f"{spec}.json"
-    if not result_path.is_file():
-        raise DataError(f"{spec!r}: no such result file, run id in {results_dir} or embeddings .npz")
+    by_id = path.suffix != ".json"
+    result_path = results_dir / f"{spec}.json" if by_id else path
+    if (by_id and not is_id(spec)) or not result_path.is_file():
+        raise DataError(f"{spec[:80]!r}: no such result file, run id in {results_dir} or embeddings .npz")
     from bench.results.verify import embeddings_path
 
-    result = read_result(result_path)
-    found = embeddings_path(result, result_path)
+    result = read_result_in(result_path, results_dir) if by_id else read_result(result_path)
+    found = embeddings_path(result, result_path, runs_dir)
     if found is None:
         if isinstance(result.get("per_query"), dict):
             return load_for_result(result, result_path)
@@ -122,14 +124,15 @@ def run(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     results_dir = Path(args.results_dir)
-    path = _embeddings_of(args.run, results_dir)
+    runs_dir = Path(args.runs_dir) if getattr(args, "runs_dir", None) else None
+    path = _embeddings_of(args.run, results_dir, runs_dir)
     if isinstance(path, Outcomes):
         print(render_worst(worst_from_outcomes(path, n=args.n)))
         print("(from the per-query sidecar: this result keeps no embeddings, so nothing retrieved is listed)")
     else:
         print(render_worst(worst_queries(path, n=args.n)))
     if args.vs:
-        other = _embeddings_of(args.vs, results_dir)
+        other = _embeddings_of(args.vs, results_dir, runs_dir)
         this_o, other_o = (p if isinstance(p, Outcomes) else outcomes_from_npz(p) for p in (path, other))
         diff = rank_differences(this_o, other_o, n=args.n)
         for label, rows in diff.items():

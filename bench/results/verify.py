@@ -33,7 +33,8 @@ from bench.evaluation.per_query import (
     sidecar_path,
     write_sidecar,
 )
-from bench.results.files import read_result
+from bench.results.files import read_result, read_result_in, result_paths
+from bench.results.local_paths import artifact_path, reader_runs_dirs
 from bench.results.score_files import known_metrics
 
 
@@ -76,23 +77,22 @@ def _eval_chunk(result: dict[str, Any]) -> int | None:
     return chunk if isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0 else None
 
 
-def embeddings_path(result: dict[str, Any], result_path: Path) -> Path | None:
-    """The run's stored test embeddings, if they exist here (as recorded, or relative to the JSON)."""
-    recorded = (result.get("artifacts") or {}).get("test_embeddings")
-    if not recorded:
-        return None
-    for candidate in (Path(recorded), Path(result_path).parent / recorded):
-        if candidate.is_file():
-            return candidate
-    return None
+def embeddings_path(result: dict[str, Any], result_path: Path, runs_dir: Path | None = None) -> Path | None:
+    """The run's stored test embeddings, if they exist here: the recorded artifact joined to the runs
+    directory (``runs_dir``, else :func:`bench.results.local_paths.reader_runs_dirs`'s guesses)."""
+    try:
+        return artifact_path(result, "test_embeddings", reader_runs_dirs(runs_dir, Path(result_path).parent))
+    except BenchError as exc:
+        raise DataError(f"{result_path}: {' '.join(str(exc).split())}") from None
 
 
-def verify(result_path: str | Path, embeddings: str | Path | None = None) -> Verification:
+def verify(result_path: str | Path, embeddings: str | Path | None = None,
+           runs_dir: Path | None = None) -> Verification:
     """Verify one result file; raises :class:`DataError` when there is nothing to check it against."""
     result_path = Path(result_path)
     result = read_result(result_path)
     fingerprint = _test_fingerprint(result)
-    emb_path = Path(embeddings) if embeddings is not None else embeddings_path(result, result_path)
+    emb_path = Path(embeddings) if embeddings is not None else embeddings_path(result, result_path, runs_dir)
     has_sidecar = isinstance(result.get("per_query"), dict)
     if emb_path is None and not has_sidecar:
         raise DataError(f"{result_path}: no test embeddings here and no per-query sidecar; nothing to verify against")
@@ -127,22 +127,28 @@ def verify(result_path: str | Path, embeddings: str | Path | None = None) -> Ver
     return Verification(result_path, True, f"{result_path.name}: verified ({', '.join(checked)})", tuple(checked))
 
 
-def verify_dir(results_dir: str | Path) -> tuple[list[Verification], list[Path]]:
-    """Verify every result in a directory that has evidence; also list those that have none."""
+def verify_dir(results_dir: str | Path, runs_dir: Path | None = None) -> tuple[list[Verification], list[Path]]:
+    """Verify every result in a directory that has evidence; also list those that have none.
+
+    A file that cannot be read is a failed verification (one line naming it), not an exception."""
     done: list[Verification] = []
     without: list[Path] = []
-    for path in sorted(Path(results_dir).glob("*.json")):
+    for path in result_paths(Path(results_dir)):
         try:
-            done.append(verify(path))
+            read_result_in(path, Path(results_dir))
+            done.append(verify(path, runs_dir=runs_dir))
         except DataError as exc:
             if "nothing to verify against" in str(exc):
                 without.append(path)
             else:
                 done.append(Verification(path, False, " ".join(str(exc).split())))
+        except BenchError as exc:
+            done.append(Verification(path, False, " ".join(str(exc).split())))
     return done, without
 
 
-def backfill_sidecar(result_path: str | Path, embeddings: str | Path | None = None) -> Path:
+def backfill_sidecar(result_path: str | Path, embeddings: str | Path | None = None,
+                     runs_dir: Path | None = None) -> Path:
     """Write the per-query sidecar of a result that has none, from the run's test embeddings.
 
     The embeddings must reproduce every metric of the JSON exactly (else nothing is written and
@@ -153,7 +159,7 @@ def backfill_sidecar(result_path: str | Path, embeddings: str | Path | None = No
     result = read_result(result_path)
     if isinstance(result.get("per_query"), dict):
         raise BenchError(f"{result_path}: already records a per-query sidecar ({result['per_query'].get('file')})")
-    emb_path = Path(embeddings) if embeddings is not None else embeddings_path(result, result_path)
+    emb_path = Path(embeddings) if embeddings is not None else embeddings_path(result, result_path, runs_dir)
     if emb_path is None:
         raise DataError(f"{result_path}: its test embeddings are not here; "
                         "pass --embeddings RUN_DIR/test_embeddings.npz")
@@ -174,25 +180,26 @@ def backfill_sidecar(result_path: str | Path, embeddings: str | Path | None = No
 
 def run(args: argparse.Namespace) -> int:
     """0 when everything verified, 1 on a mismatch; user mistakes raise BenchError."""
+    runs_dir = Path(args.runs_dir) if getattr(args, "runs_dir", None) else None
     if args.embeddings and len(args.results) != 1:
         raise BenchError("--embeddings goes with exactly one RESULT")
     if getattr(args, "write_sidecar", False):
         if len(args.results) != 1 or Path(args.results[0]).is_dir():
             raise BenchError("--write-sidecar takes exactly one RESULT file")
-        path = backfill_sidecar(args.results[0], args.embeddings)
+        path = backfill_sidecar(args.results[0], args.embeddings, runs_dir)
         print(f"wrote {path} and recorded it in {args.results[0]}")
         # then verify it as usual, against both the embeddings and the new sidecar
     status = 0
     for target in map(Path, args.results):
         if target.is_dir():
-            done, without = verify_dir(target)
+            done, without = verify_dir(target, runs_dir)
             for v in done:
                 print(v.message)
                 status |= 0 if v.ok else 1
             if without:
                 print(f"{len(without)} result(s) without embeddings or sidecar: " + ", ".join(p.name for p in without))
             continue
-        v = verify(target, args.embeddings)
+        v = verify(target, args.embeddings, runs_dir)
         print(v.message)
         status |= 0 if v.ok else 1
     return status

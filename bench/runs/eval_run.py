@@ -293,11 +293,13 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
         # Kept like a trained run's, so that `bench fuse`, `bench verify` and `bench inspect` work on
         # a zero-shot or cross-dataset score too. The directory has no config.json or best.pt, so
         # it is never mistaken for a trained run.
-        run_dir = Path(runs_dir) / run_id
+        from bench.core.safe_paths import inside
+
+        run_dir = inside(runs_dir, run_id, what="run directory")
         run_dir.mkdir(parents=True, exist_ok=True)
         save_embeddings(run_dir / TEST_EMBEDDINGS, torch.from_numpy(audio), torch.from_numpy(text), test)
         result["artifacts"] = embedding_artifacts(run_dir)
-    write_result(result, results_dir)
+    write_result(result, results_dir, runs_dir=runs_dir)
     log.info("%s on %s (%s): t2a mAP@10 %.4f (chance %.4f)", built.label, spec.name, protocol,
              metrics["t2a"]["mAP@10"], result["chance"]["t2a"]["mAP@10"])
     return result

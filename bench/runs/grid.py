@@ -98,7 +98,7 @@ def run_grid(configs: list[RunConfig], *, force: bool = False,
                 if done is not None:
                     log.info("%s", reuse_line(done, cfg.results_dir))
                     if dist.is_main_process():
-                        complete_run_dir(done)
+                        complete_run_dir(done, cfg.runs_dir)
                     results.append(done)
                     continue
                 if unfinished is not None:
@@ -121,10 +121,12 @@ def reuse_line(result: dict[str, Any], results_dir: Path) -> str:
             f"--force trains it again")
 
 
-def complete_run_dir(result: dict[str, Any]) -> None:
+def complete_run_dir(result: dict[str, Any], runs_dir: Path) -> None:
     """Copy a finished result into its run directory if a kill left that directory without it."""
-    run_dir = Path(str((result.get("artifacts") or {}).get("run_dir", "")))
-    if run_dir.name and (run_dir / "config.json").is_file() and not (run_dir / "result.json").exists():
+    from bench.core.safe_paths import inside
+
+    run_dir = inside(runs_dir, str(result["run_id"]), what="run directory")
+    if (run_dir / "config.json").is_file() and not (run_dir / "result.json").exists():
         atomic_write_text(run_dir / "result.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
         log.info("completed the run directory %s with its result", run_dir)
 

@@ -99,7 +99,8 @@ def component_json(registry: Registry, kind: str, spec: Any) -> dict[str, Any]:
 
 
 def dataset_roots(dataset: Any) -> dict[str, str]:
-    """Absolute, resolved root of each member of the built dataset (results record where the data was)."""
+    """Absolute, resolved root of each member of the built dataset: the run's config.json keeps them; the
+    published result only uses them to name paths under them ``$DATA_ROOT_<member>``."""
     members = list(zip(getattr(dataset, "names", ()), getattr(dataset, "datasets", ()))) or [
         (str(getattr(dataset, "name", "dataset")), dataset)]
     return {str(name): str(Path(member.root).expanduser().resolve())
@@ -195,13 +196,16 @@ def build_components(cfg: RunConfig, registry: Registry) -> Components:
                       text_encoder=text_encoder, loss=loss)
 
 
-def _write_config(cfg: RunConfig, run_dir: Path) -> None:
+def _write_config(cfg: RunConfig, run_dir: Path, roots: dict[str, str]) -> None:
+    # The local absolute paths stay here, with the run; the published result names none of them.
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "config.json").exists():
+        local = {"dataset_roots": roots, "runs_dir": str(Path(cfg.runs_dir).absolute()),
+                 "results_dir": str(Path(cfg.results_dir).absolute())}
         atomic_write_text(
             run_dir / "config.json",
-            json.dumps({"config": config_to_json(cfg), "combination": combination_id(cfg), "seed": cfg.seed},
-                       indent=2) + "\n",
+            json.dumps({"config": config_to_json(cfg), "combination": combination_id(cfg), "seed": cfg.seed,
+                        "local": local}, indent=2) + "\n",
         )
 
 
@@ -233,7 +237,7 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
     if dist.is_main_process():
         if fresh:
             run_dir = claim_run_dir(cfg)
-        _write_config(cfg, run_dir)
+        _write_config(cfg, run_dir, dataset_roots(components.dataset))
     cfg.run_id = dist.broadcast_object(cfg.run_id)
     run_dir = Path(cfg.runs_dir) / cfg.run_id
     interrupts.note_run(cfg.run_id, Path(cfg.runs_dir))
@@ -251,7 +255,7 @@ def run_one(cfg: RunConfig, *, registry: Registry | None = None, teachers: Any =
         lifecycle.run_end(config=cfg, run_dir=run_dir, result=result, error=None)
         if dist.is_main_process():
             write_per_query(result, cfg.results_dir, run_dir / TEST_EMBEDDINGS, cfg.train.eval_chunk)
-            path = write_result(result, cfg.results_dir)
+            path = write_result(result, cfg.results_dir, runs_dir=cfg.runs_dir)
             faults.reached("result-written")
             atomic_write_text(run_dir / "result.json", path.read_text())
             apply_retention(run_dir, cfg.train.keep)  # e.g. last.pt (weights + optimizer state) is not needed now

@@ -28,7 +28,7 @@ class CombinationJob:
         result = run_grid([self.cfg])[0]
         t2a = ((result.get("metrics") or {}).get("t2a") or {}).get("mAP@10")
         return {"run_id": result.get("run_id"), "t2a_mAP@10": t2a,
-                "run_dir": str(Path(str((result.get("artifacts") or {}).get("run_dir", ""))))}
+                "run_dir": str(Path(self.cfg.runs_dir) / str(result.get("run_id")))}
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         import submitit
