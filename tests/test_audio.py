@@ -171,7 +171,25 @@ def test_long_file_reads_only_needed_frames(tmp_path, monkeypatch):
     monkeypatch.setattr(sf.SoundFile, "read", spy)
     y = load_audio(p, 16000, offset_seconds=300.0, max_seconds=10.0)
     assert y.shape == (160000,)
-    assert requested == [sr * 10]
+    # The crop plus the resampling filter's reach on each side (well under 0.1 s here).
+    assert len(requested) == 1 and sr * 10 < requested[0] < sr * 10 + sr // 10
+
+
+@pytest.mark.parametrize("sr_in,sr_out,channels", [(44100, 32000, 2), (48000, 32000, 1), (22050, 32000, 2),
+                                                     (16000, 44100, 1), (32000, 32000, 2)])
+def test_a_crop_is_a_slice_of_the_whole_file_signal_bit_for_bit(tmp_path, sr_in, sr_out, channels):
+    """Decoding a crop equals decoding the whole file and slicing it, to the bit (the audio cache relies on it)."""
+    rng = np.random.default_rng(sr_in + channels)
+    p = tmp_path / "noise.wav"
+    sf.write(p, (0.3 * rng.standard_normal((int(2.3 * sr_in), channels))).clip(-1, 1), sr_in, subtype="PCM_16")
+    whole = load_audio(p, sr_out)
+    assert whole.shape == (-(-int(2.3 * sr_in) * sr_out // sr_in),)
+    for offset, seconds in [(0.0, 1.0), (0.01, 0.5), (0.37, 1.2), (1.0, 5.0), (2.29, 0.2), (0.5, None)]:
+        crop = load_audio(p, sr_out, offset_seconds=offset, max_seconds=seconds)
+        start = round(offset * sr_out)
+        stop = len(whole) if seconds is None else min(len(whole), start + round(seconds * sr_out))
+        assert crop.dtype == np.float32
+        assert np.array_equal(crop.view(np.uint32), whole[start:stop].view(np.uint32)), (offset, seconds)
 
 
 def test_bad_arguments(tmp_path):
