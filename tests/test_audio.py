@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -199,3 +201,22 @@ def test_bad_arguments(tmp_path):
         load_audio(p, 0)
     with pytest.raises(AudioError, match="offset"):
         load_audio(p, 8000, offset_seconds=-1)
+
+
+def test_fast_stereo_mix_and_cached_filter_give_the_bits_of_the_plain_calls():
+    from scipy.signal import resample_poly
+
+    from bench.data.audio import _mono
+
+    rng = np.random.default_rng(3)
+    pcm = rng.integers(-32768, 32768, size=(50_000, 2)).astype(np.float32) / 32768  # as libsndfile decodes PCM_16
+    floats = np.concatenate([pcm, rng.standard_normal((50_000, 2)).astype(np.float32) * 3,
+                             np.array([[1.0, 1.0], [-1.0, -1.0], [3e38, 3e38], [1e-45, 0.0]], dtype=np.float32)])
+    with np.errstate(over="ignore"):  # 3e38 + 3e38 overflows to inf in both
+        for data in (pcm, floats):
+            assert np.array_equal(_mono(data).view(np.uint32), data.mean(axis=1, dtype=np.float32).view(np.uint32))
+    x = _mono(pcm)
+    for orig, target in ((44100, 32000), (48000, 16000), (16000, 44100)):
+        g = math.gcd(orig, target)
+        plain = resample_poly(x, target // g, orig // g).astype(np.float32)
+        assert np.array_equal(resample(x, orig, target).view(np.uint32), plain.view(np.uint32)), (orig, target)
