@@ -393,11 +393,11 @@ def test_cached_crops_equal_uncached_crops_bit_for_bit(tmp_path):
 
     path = _noise(tmp_path / "clip.wav", seconds=1.5, sr=44100, channels=2, seed=5)
     plain, cached = AudioLoader(None), AudioLoader(AudioCache(tmp_path / "cache" / "audio", racy_seconds=0.0))
-    assert cached.cache_pays_off(path, 16000) and not cached.cache_pays_off(path, 44100)
+    assert cached.cache_pays_off(path, 16000) and not cached.cache_pays_off(path, 44100)  # only resampled files
     for offset, seconds in ((0.0, 1.0), (0.37, 1.0), (0.5, 1.0), (0.0, None), (1.2, 1.0)):
         a = plain.load(path, 16000, offset, seconds)
         b = cached.load(path, 16000, offset, seconds)
         assert a.shape == b.shape and np.array_equal(a.view(np.uint32), b.view(np.uint32)), offset
     assert cached.cache.misses == 1 and cached.cache.hits == 4
-    cached.load(path, 44100, 0.0, 1.0)  # already at the rate, plain PCM: read directly
+    cached.load(path, 44100, 0.0, 1.0)  # already at the rate: decoded directly
     assert cached.cache.misses == 1 and cached.cache.hits == 4

@@ -112,8 +112,8 @@ class TrainSettings:
     eval_chunk: int = 2048
     captions_per_audio: int = 2  # k: k random captions per recording each epoch; 0: every pair (salsa)
     embedding_cache: bool = True  # cache frozen encoders' outputs on disk (see bench.evaluation.embedding_cache)
-    # Keep decoded, resampled clips on disk (bench.data.audio_cache) for files that must be resampled
-    # or are compressed; the same bits as decoding each time, so on by default (docs/performance.md).
+    # Keep decoded, resampled clips on disk (bench.data.audio_cache) for files that must be resampled:
+    # the same bits as decoding each time, so on by default (docs/performance.md).
     audio_cache: bool = True
     # Checkpoints kept once a run has finished (bench.runs.retention): best = best.pt without optimizer
     # state (what --init, evaluation and fusion read), last = last.pt only, all = both as written,

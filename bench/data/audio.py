@@ -30,21 +30,12 @@ class AudioError(DataError):
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """What the file header says: frame count, native rate, channel count, duration in seconds, and the
-    container and encoding as libsndfile names them (``"WAV"``, ``"PCM_16"``; empty when unknown)."""
+    """What the file header says: frame count, native rate, channel count, duration in seconds."""
 
     frames: int
     sample_rate: int
     channels: int
     duration: float
-    format: str = ""
-    subtype: str = ""
-
-    @property
-    def plain_pcm(self) -> bool:
-        """Uncompressed integer or float samples (WAV, AIFF...): decoding them costs little more than reading."""
-        return self.format in ("WAV", "WAVEX", "RF64", "AIFF", "W64", "RAW") and (
-            self.subtype.startswith("PCM_") or self.subtype in ("FLOAT", "DOUBLE"))
 
 
 def _one_line(text: str) -> str:
@@ -106,7 +97,7 @@ def audio_info(path: str | os.PathLike[str]) -> AudioInfo:
         raise AudioError(f"{p}: invalid header (sample rate {info.samplerate}, {info.channels} channels)")
     frames = int(info.frames)
     return AudioInfo(frames=frames, sample_rate=int(info.samplerate), channels=int(info.channels),
-                     duration=frames / float(info.samplerate), format=str(info.format), subtype=str(info.subtype))
+                     duration=frames / float(info.samplerate))
 
 
 MIXING = "mean"

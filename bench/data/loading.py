@@ -234,8 +234,8 @@ class AudioLoader:
     Both give the same bits: the cache holds each file's whole signal (float32, decoded, mixed,
     resampled) and crops are cut from it, while :func:`bench.data.audio.load_audio` computes the
     same slice of the same signal from the crop's frames. The cache is used only where it pays
-    off (:meth:`cache_pays_off`: the file must be resampled or is compressed); a plain PCM file
-    already at the encoder's rate is read directly, which costs no more than reading the cache.
+    off (:meth:`cache_pays_off`: the file must be resampled); a file already at the encoder's rate
+    is decoded directly.
     A file that stops decoding after validation follows the dataset's ``on_error``: ``raise``
     stops the run with one line naming the file, ``skip`` logs it once and feeds silence in its place.
     """
@@ -282,12 +282,17 @@ class AudioLoader:
             return np.zeros(1, dtype=np.float32)
 
     def cache_pays_off(self, path: Any, sample_rate: int) -> bool:
-        """Whether reading ``path`` through the cache saves work: it must be resampled, or it is compressed."""
+        """Whether reading ``path`` through the cache saves work: only if it must be resampled.
+
+        Resampling a 10 s crop costs several times its decoding (benchmarks/loader_results.md); a
+        file already at the encoder's rate is decoded directly, even compressed (FLAC decodes a crop
+        in a few ms, and WavCaps' 7,568 h at 32 kHz would fill 3.5 TB as float32).
+        """
         try:
             info = self._info(path)
         except TrainingDecodeError:
             return False  # decoding it reports the problem the dataset's on_error expects
-        return int(info.sample_rate) != int(sample_rate) or not info.plain_pcm
+        return int(info.sample_rate) != int(sample_rate)
 
     def _load(self, path: Any, sample_rate: int, offset: float, seconds: float | None) -> np.ndarray:
         if self.cache is not None and self.cache_pays_off(path, sample_rate):
