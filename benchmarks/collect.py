@@ -21,6 +21,10 @@ SECTIONS = [
     ("PaSST on this CPU", "passt_results.md"),
     ("Full-file dataset validation and content hashing", "validate_results.md"),
     ("bench score: a Clotho-sized TREC run file against ranx", "score_runfile_results.md"),
+    ("Audio loader per core: the floor, uncached, cached (PaSST input)", "loader_results.md"),
+    ("PaSST cost per training clip: FLOPs and CPU time", "passt_flops_results.md"),
+    ("`bench leaderboard`: paired test before (scipy) and after (sign flips)", "leaderboard_results.md"),
+    ("GPU check (benchmarks/gpu_check.py)", "gpu_check_results.md"),
 ]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -171,7 +173,25 @@ def test_long_file_reads_only_needed_frames(tmp_path, monkeypatch):
     monkeypatch.setattr(sf.SoundFile, "read", spy)
     y = load_audio(p, 16000, offset_seconds=300.0, max_seconds=10.0)
     assert y.shape == (160000,)
-    assert requested == [sr * 10]
+    # The crop plus the resampling filter's reach on each side (well under 0.1 s here).
+    assert len(requested) == 1 and sr * 10 < requested[0] < sr * 10 + sr // 10
+
+
+@pytest.mark.parametrize("sr_in,sr_out,channels", [(44100, 32000, 2), (48000, 32000, 1), (22050, 32000, 2),
+                                                     (16000, 44100, 1), (32000, 32000, 2)])
+def test_a_crop_is_a_slice_of_the_whole_file_signal_bit_for_bit(tmp_path, sr_in, sr_out, channels):
+    """Decoding a crop equals decoding the whole file and slicing it, to the bit (the audio cache relies on it)."""
+    rng = np.random.default_rng(sr_in + channels)
+    p = tmp_path / "noise.wav"
+    sf.write(p, (0.3 * rng.standard_normal((int(2.3 * sr_in), channels))).clip(-1, 1), sr_in, subtype="PCM_16")
+    whole = load_audio(p, sr_out)
+    assert whole.shape == (-(-int(2.3 * sr_in) * sr_out // sr_in),)
+    for offset, seconds in [(0.0, 1.0), (0.01, 0.5), (0.37, 1.2), (1.0, 5.0), (2.29, 0.2), (0.5, None)]:
+        crop = load_audio(p, sr_out, offset_seconds=offset, max_seconds=seconds)
+        start = round(offset * sr_out)
+        stop = len(whole) if seconds is None else min(len(whole), start + round(seconds * sr_out))
+        assert crop.dtype == np.float32
+        assert np.array_equal(crop.view(np.uint32), whole[start:stop].view(np.uint32)), (offset, seconds)
 
 
 def test_bad_arguments(tmp_path):
@@ -181,3 +201,22 @@ def test_bad_arguments(tmp_path):
         load_audio(p, 0)
     with pytest.raises(AudioError, match="offset"):
         load_audio(p, 8000, offset_seconds=-1)
+
+
+def test_fast_stereo_mix_and_cached_filter_give_the_bits_of_the_plain_calls():
+    from scipy.signal import resample_poly
+
+    from bench.data.audio import _mono
+
+    rng = np.random.default_rng(3)
+    pcm = rng.integers(-32768, 32768, size=(50_000, 2)).astype(np.float32) / 32768  # as libsndfile decodes PCM_16
+    floats = np.concatenate([pcm, rng.standard_normal((50_000, 2)).astype(np.float32) * 3,
+                             np.array([[1.0, 1.0], [-1.0, -1.0], [3e38, 3e38], [1e-45, 0.0]], dtype=np.float32)])
+    with np.errstate(over="ignore"):  # 3e38 + 3e38 overflows to inf in both
+        for data in (pcm, floats):
+            assert np.array_equal(_mono(data).view(np.uint32), data.mean(axis=1, dtype=np.float32).view(np.uint32))
+    x = _mono(pcm)
+    for orig, target in ((44100, 32000), (48000, 16000), (16000, 44100)):
+        g = math.gcd(orig, target)
+        plain = resample_poly(x, target // g, orig // g).astype(np.float32)
+        assert np.array_equal(resample(x, orig, target).view(np.uint32), plain.view(np.uint32)), (orig, target)

@@ -53,6 +53,60 @@ def test_randomised_permutation_test_is_seeded_and_close_to_exact():
     assert p1 == pytest.approx(brute_force_p(a, b), abs=0.03)  # 2^14 = 16384 > 4000: sampled
 
 
+def test_sign_flip_p_value_equals_enumeration_with_tied_queries():
+    # AP-like values (1/rank) where most queries tie: flips of the tied queries leave the statistic
+    # exactly at the observed value, so the tie rule decides the p-value.
+    rng = np.random.default_rng(11)
+    ranks_a = rng.integers(1, 6, 13)
+    ranks_b = np.where(rng.random(13) < 0.6, ranks_a, rng.integers(1, 6, 13))
+    a, b = 1.0 / ranks_a, 1.0 / ranks_b
+    p, exact = stats.permutation_p_value(a, b, n_resamples=10_000)
+    assert exact
+    assert p == pytest.approx(brute_force_p(a, b), abs=1e-12)
+
+
+def test_sign_flip_p_value_agrees_with_scipy_permutation_test():
+    rng = np.random.default_rng(2)
+    a = (rng.random(12) < 0.5).astype(float)
+    b = (rng.random(12) < 0.3).astype(float)
+
+    def diff(x, y, axis=-1):
+        return x.mean(axis=axis) - y.mean(axis=axis)
+
+    exact_scipy = sps.permutation_test((a, b), diff, permutation_type="samples", vectorized=True,
+                                       n_resamples=10_000).pvalue
+    assert stats.permutation_p_value(a, b)[0] == pytest.approx(exact_scipy, abs=1e-12)
+    # Sampled (2^400 flips): another random stream than scipy's, the same distribution.
+    a = (rng.random(400) < 0.5).astype(float)
+    b = np.where(rng.random(400) < 0.8, a, 1 - a) * (rng.random(400) < 0.9)
+    ours, exact = stats.permutation_p_value(a, b, n_resamples=20_000, seed=1)
+    theirs = sps.permutation_test((a, b), diff, permutation_type="samples", vectorized=True, n_resamples=20_000,
+                                  **stats._rng_kwargs(sps.permutation_test, 1)).pvalue
+    assert not exact
+    assert 0.0 < ours < 1.0 and ours == pytest.approx(theirs, abs=0.02)
+
+
+def test_sign_flip_of_a_median_swaps_the_values():
+    rng = np.random.default_rng(4)
+    a = rng.integers(1, 30, 9).astype(float)
+    b = rng.integers(1, 30, 9).astype(float)
+
+    def brute_median() -> float:
+        observed = np.median(a) - np.median(b)
+        more = less = 0
+        total = 0
+        for mask in itertools.product((False, True), repeat=a.size):
+            m = np.asarray(mask)
+            t = np.median(np.where(m, b, a)) - np.median(np.where(m, a, b))
+            total += 1
+            more += t >= observed - 1e-12
+            less += t <= observed + 1e-12
+        return min(1.0, 2 * min(more, less) / total)
+
+    p, exact = stats.permutation_p_value(a, b, stats._median)
+    assert exact and p == pytest.approx(brute_median(), abs=1e-12)
+
+
 def test_bootstrap_ci_equals_scipy_called_directly():
     rng = np.random.default_rng(0)
     values = (rng.random(300) < 0.4).astype(float)

@@ -187,17 +187,22 @@ def test_validate_dataset_includes_dataset_skips(tmp_path, monkeypatch):
 
 def test_audio_cache_roundtrip_and_invalidation(tmp_path):
     src = _wav(tmp_path / "a.wav", seconds=1.0, sr=44100, channels=2)
-    cache = AudioCache(tmp_path / "cache")
+    os.utime(src, ns=(10**18, 10**18))  # an old file: ctime stays recent, so racy_seconds=0 below
+    cache = AudioCache(tmp_path / "cache", racy_seconds=0.0)
     a = cache.load(src, 32000, max_seconds=0.5)
     assert a.dtype == np.float32 and a.shape == (16000,) and cache.misses == 1
     b = cache.load(src, 32000, max_seconds=0.5)
     assert cache.hits == 1 and np.array_equal(a, b)
     from bench.data.audio import load_audio
 
-    ref = load_audio(src, 32000, max_seconds=0.5)
-    assert np.max(np.abs(a - ref)) < 1e-3  # float16 storage
+    assert np.array_equal(a, load_audio(src, 32000, max_seconds=0.5))  # lossless: the same bits
+    assert np.array_equal(cache.load(src, 32000, 0.25, 0.5), load_audio(src, 32000, offset_seconds=0.25,
+                                                                        max_seconds=0.5))
+    assert cache.hits == 2
     cache.load(src, 16000, max_seconds=0.5)  # another rate is another entry
     assert cache.misses == 2
+    entries = list((tmp_path / "cache").rglob("*.npy"))
+    assert len(entries) == 2 and all(np.load(e).dtype == np.float32 for e in entries)
     os.utime(src, ns=(1, 1))  # same content, new mtime -> stale entry must not be used
     cache.load(src, 32000, max_seconds=0.5)
     assert cache.misses == 3
@@ -207,6 +212,29 @@ def test_audio_cache_roundtrip_and_invalidation(tmp_path):
     c = cache.load(src, 32000, max_seconds=0.5)
     assert cache.misses == 4 and np.array_equal(c, a)
     assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def test_audio_cache_sees_a_file_edited_in_place(tmp_path):
+    """Same path, same size, new samples written into the file: a miss, and the new audio."""
+    import time
+
+    import soundfile as sf
+
+    src = _wav(tmp_path / "a.wav", seconds=1.0, sr=44100, channels=2)
+    cache = AudioCache(tmp_path / "cache", racy_seconds=0.2)
+    first = cache.load(src, 32000)
+    assert cache.misses == 1 and cache.unstored == 1, "a file written just now is too fresh to cache"
+    time.sleep(0.25)
+    assert np.array_equal(cache.load(src, 32000), first) and cache.misses == 2 and cache.unstored == 1
+    assert np.array_equal(cache.load(src, 32000), first) and cache.hits == 1
+    size, inode = src.stat().st_size, src.stat().st_ino
+    with sf.SoundFile(src, "r+") as f:  # overwrite the samples in place, as an audio editor would
+        f.seek(0)
+        f.write(np.zeros((f.frames, f.channels)))
+    assert (src.stat().st_size, src.stat().st_ino) == (size, inode)
+    edited = cache.load(src, 32000)
+    assert cache.misses == 3 and cache.hits == 1
+    assert not edited.any() and first.any()
 
 
 def test_audio_cache_propagates_audio_errors(tmp_path):
@@ -229,7 +257,7 @@ def test_audio_cache_concurrent_processes(tmp_path):
     srcs = [_wav(tmp_path / f"s{i}.wav", seconds=0.5, sr=44100) for i in range(4)]
     code = ("import sys, numpy as np\n"
             "from bench.data.audio_cache import AudioCache\n"
-            "c = AudioCache(sys.argv[1])\n"
+            "c = AudioCache(sys.argv[1], racy_seconds=0.0)\n"  # the clips were written just now
             "print(sum(float(np.abs(c.load(p, 32000)).sum()) for p in sys.argv[2:]))\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "cache"), *map(str, srcs)],

@@ -86,16 +86,18 @@ class ArrayStore:
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
-    def get(self, key: str, *, mmap: bool = True) -> np.ndarray | None:
+    def get(self, key: str, *, mmap: bool = True, verify: bool = True) -> np.ndarray | None:
         """The stored array (memory-mapped read-only by default), or None if absent or damaged.
 
-        The checksum is verified first; a damaged entry is logged by path and counted in
-        :attr:`damaged`, and reads as absent: the caller recomputes it and :meth:`put` replaces it.
+        The checksum is verified first (``verify=False`` skips it, for a caller that verified this
+        entry before in the same process and reads a slice of it many times); a damaged entry is
+        logged by path and counted in :attr:`damaged`, and reads as absent: the caller recomputes it
+        and :meth:`put` replaces it.
         """
         path = self.path(key)
         if not path.is_file():
             return None
-        problem = entry_problem(path)
+        problem = entry_problem(path) if verify else None
         if problem is None:
             try:
                 return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)

@@ -86,7 +86,9 @@ class DatasetSpec(ComponentSpec):
         return spec if isinstance(spec, DatasetSpec) else cls(spec.name, dict(spec.options))
 
 
-NOT_IDENTITY = frozenset({"keep"})  # TrainSettings fields that do not change what a run computes
+# TrainSettings fields that do not change what a run computes: the decoded-audio cache gives the
+# same bits as decoding (bench.data.audio_cache), so it is a speed setting like keep.
+NOT_IDENTITY = frozenset({"keep", "audio_cache"})
 
 
 @dataclass
@@ -111,7 +113,9 @@ class TrainSettings:
     eval_chunk: int = 2048
     captions_per_audio: int = 2  # k: k random captions per recording each epoch; 0: every pair (salsa)
     embedding_cache: bool = True  # cache frozen encoders' outputs on disk (see bench.evaluation.embedding_cache)
-    audio_cache: bool = False  # keep decoded, resampled clips on disk (bench.data.audio_cache)
+    # Keep decoded, resampled clips on disk (bench.data.audio_cache) for files that must be resampled:
+    # the same bits as decoding each time, so on by default (docs/performance.md).
+    audio_cache: bool = True
     # Checkpoints kept once a run has finished (bench.runs.retention): best = best.pt without optimizer
     # state (what --init, evaluation and fusion read), last = last.pt only, all = both as written,
     # none = neither. Not part of a run's identity: it changes what stays on disk, not the numbers.

@@ -188,8 +188,8 @@ class TrainPairs(Dataset):
             duration = self.loader.duration(item.audio_path)
             spare = max(0.0, duration - self.crop_seconds)
             # Offsets on a grid that is a whole number of samples at both the file's and the
-            # encoder's rate, so the decoded-audio cache (which crops after resampling) and direct
-            # decoding (which crops before) cut exactly the same samples.
+            # encoder's rate: a crop starts on a source frame and on an output sample alike.
+            # (Cached or not, a crop is a slice of one whole-file signal: bench.data.audio.load_audio.)
             step = 1.0 / math.gcd(self.loader.sample_rate(item.audio_path), self.sample_rate)
             offset = math.floor(spare * stable_uniform(self.seed, self.epoch, pair) / step) * step
             audio = self.loader.load(item.audio_path, self.sample_rate, offset, self.crop_seconds)
@@ -237,10 +237,13 @@ class TrainingDecodeError(DataError):
 class AudioLoader:
     """Decodes through :mod:`bench.data.audio`, or through the decoded-audio cache when one is given.
 
-    The cache holds whole clips (fp16), and crops are cut from them, so the same (offset,
-    length) is read with or without it; only fp16 rounding of the samples differs. A file that
-    stops decoding after validation follows the dataset's ``on_error``: ``raise`` stops the run
-    with one line naming the file, ``skip`` logs it once and feeds silence in its place.
+    Both give the same bits: the cache holds each file's whole signal (float32, decoded, mixed,
+    resampled) and crops are cut from it, while :func:`bench.data.audio.load_audio` computes the
+    same slice of the same signal from the crop's frames. The cache is used only where it pays
+    off (:meth:`cache_pays_off`: the file must be resampled); a file already at the encoder's rate
+    is decoded directly.
+    A file that stops decoding after validation follows the dataset's ``on_error``: ``raise``
+    stops the run with one line naming the file, ``skip`` logs it once and feeds silence in its place.
     """
 
     def __init__(self, cache: Any = None, on_error: str = "raise") -> None:
@@ -284,12 +287,22 @@ class AudioLoader:
                                                    "place (on_error=skip): %s", reason)
             return np.zeros(1, dtype=np.float32)
 
+    def cache_pays_off(self, path: Any, sample_rate: int) -> bool:
+        """Whether reading ``path`` through the cache saves work: only if it must be resampled.
+
+        Resampling a 10 s crop costs several times its decoding (benchmarks/loader_results.md); a
+        file already at the encoder's rate is decoded directly, even compressed (FLAC decodes a crop
+        in a few ms, and WavCaps' 7,568 h at 32 kHz would fill 3.5 TB as float32).
+        """
+        try:
+            info = self._info(path)
+        except TrainingDecodeError:
+            return False  # decoding it reports the problem the dataset's on_error expects
+        return int(info.sample_rate) != int(sample_rate)
+
     def _load(self, path: Any, sample_rate: int, offset: float, seconds: float | None) -> np.ndarray:
-        if self.cache is not None:
-            whole = self.cache.load(path, sample_rate, None)
-            start = int(round(offset * sample_rate))
-            stop = None if seconds is None else start + int(round(seconds * sample_rate))
-            audio = np.asarray(whole[start:stop], dtype=np.float32)
+        if self.cache is not None and self.cache_pays_off(path, sample_rate):
+            audio = self.cache.load(path, sample_rate, offset, seconds)
         else:
             from bench.data.audio import load_audio
 

@@ -25,11 +25,18 @@ each side of the query interval: ``e = t_{0.975, S-1} * seed_sd / sqrt(S)``,
 ``low = point - sqrt((point - q_low)^2 + e^2)``, ``high = point + sqrt((q_high - point)^2 + e^2)``
 (training noise and query sampling are independent, so their variances add).
 
-**Paired randomisation test** (:func:`paired_test`). ``scipy.stats.permutation_test`` with
-``permutation_type='samples'``: under the null the two systems' outcomes on each query are
-exchangeable, so the test flips the pair on each query (2^n sign flips of the differences);
-exact when ``2^n <= n_resamples``, else ``n_resamples`` (default 10,000) random flips, seeded.
-Two-sided; the statistic is ``stat(A) - stat(B)``. Optionally a paired t-test (``scipy.stats.
+**Paired randomisation test** (:func:`paired_test`, :func:`permutation_p_value`). Under the null
+the two systems' outcomes on each query are exchangeable, so the test swaps the pair on each query:
+for the mean-type metrics that flips the sign of the per-query difference ``d = a - b`` and the
+statistic ``stat(A) - stat(B)`` becomes ``mean(s * d)`` for a sign vector ``s``. Exact (all 2^n sign
+vectors) when ``2^n <= n_resamples``, else ``n_resamples`` (default 10,000) random sign vectors from
+``numpy.random.default_rng(seed)`` (random bytes, 8 queries each), reduced in batches by table look-up. Two-sided,
+with the same counting rule as ``scipy.stats.permutation_test`` (``permutation_type='samples'``):
+``p = min(1, 2 * min(P(T <= t), P(T >= t)))`` with a relative tie tolerance of 100 machine epsilons
+and, for random flips, the ``(count + 1) / (n_resamples + 1)`` correction (Phipson & Smyth, "Permutation
+P-values should never be zero", 2010). Statistics other than the mean (the median) swap the pair values
+themselves. It replaces ``scipy.stats.permutation_test``, which computed the same test per resample
+batch in Python and took 0.5-2 s per comparison of a few thousand queries. Optionally a paired t-test (``scipy.stats.
 ttest_rel``) on the per-query values. :func:`holm` adjusts p-values for multiple comparisons
 (Holm, "A simple sequentially rejective multiple test procedure", Scand. J. Statist. 1979).
 """
@@ -221,22 +228,90 @@ def _difference_statistic(statistic: Statistic) -> Statistic:
     return diff
 
 
+def _flip_batches(n: int, n_resamples: int, seed: int) -> tuple[Any, int, bool]:
+    """Batches of sign-flip masks packed 8 queries to a byte (bit set = swap the pair), their total
+    count, and whether they are exhaustive. Bits past ``n`` in the last byte are zero."""
+    exact = n < 63 and 2**n <= n_resamples
+    n_bytes = (n + 7) // 8
+    rows = max(1, _BATCH_ELEMENTS // n_bytes)
+    if exact:
+        total = 2**n
+        shifts = 8 * np.arange(n_bytes, dtype=np.int64)
+
+        def every() -> Any:
+            for start in range(0, total, rows):
+                codes = np.arange(start, min(total, start + rows), dtype=np.int64)
+                yield ((codes[:, None] >> shifts) & 0xFF).astype(np.uint8)
+
+        return every(), total, True
+    rng = np.random.default_rng(seed)
+    tail = np.uint8((1 << (n - 8 * (n_bytes - 1))) - 1)
+
+    def sampled() -> Any:
+        for start in range(0, n_resamples, rows):
+            packed = rng.integers(0, 256, size=(min(rows, n_resamples - start), n_bytes), dtype=np.uint8)
+            packed[:, -1] &= tail  # each query flipped with probability 1/2, padding never
+            yield packed
+
+    return sampled(), n_resamples, False
+
+
+def _flipped_sums(d: np.ndarray, flips: Any) -> np.ndarray:
+    """``sum(s * d)`` for every packed flip mask: a gather from per-byte tables of partial sums.
+
+    ``table[j, v]`` is the sum of ``d`` over the queries of byte ``j`` whose bit is set in ``v``, so
+    a resample costs ``n / 8`` look-ups instead of ``n`` multiply-adds, and a flip of queries whose
+    difference is 0 gives exactly the same sum (the tie rule depends on it).
+    """
+    n_bytes = (d.size + 7) // 8
+    padded = np.zeros(8 * n_bytes)
+    padded[: d.size] = d
+    bits = (np.arange(256)[:, None] >> np.arange(8)) & 1  # [256, 8]
+    table = np.where(bits[None, :, :] == 1, padded.reshape(n_bytes, 1, 8), 0.0).sum(axis=-1)  # [bytes, 256]
+    total = d.sum()
+    columns = np.arange(n_bytes)
+    return np.concatenate([total - 2.0 * table[columns, packed].sum(axis=1) for packed in flips])
+
+
+def _swapped_statistics(a: np.ndarray, b: np.ndarray, statistic: Statistic, flips: Any) -> np.ndarray:
+    """``stat(A') - stat(B')`` for every packed flip mask, swapping the pair values (any statistic)."""
+    parts = []
+    for packed in flips:
+        mask = np.unpackbits(packed, axis=1, count=a.size, bitorder="little").astype(bool)
+        parts.append(statistic(np.where(mask, b, a), axis=-1) - statistic(np.where(mask, a, b), axis=-1))
+    return np.concatenate(parts)
+
+
 def permutation_p_value(
     a: np.ndarray, b: np.ndarray, statistic: Statistic = _mean, *, n_resamples: int = N_PERMUTATIONS, seed: int = 0
 ) -> tuple[float, bool]:
-    """Two-sided p-value of the paired randomisation test; ``(p, exact)``."""
+    """Two-sided p-value of the paired randomisation (sign-flip) test; ``(p, exact)``.
+
+    The observed statistic is computed by the same reduction as the null values (as the first
+    row of the first batch), so a flip that changes nothing ties with it exactly.
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     if np.array_equal(a, b):
         return 1.0, True  # every flip leaves the statistic at 0: p = 1 exactly
     n = a.size
-    exact = n < 63 and 2**n <= n_resamples
-    res = sps.permutation_test(
-        (a, b), _difference_statistic(statistic), permutation_type="samples", n_resamples=n_resamples,
-        alternative="two-sided", vectorized=True, axis=-1, batch=_batch(n),
-        **_rng_kwargs(sps.permutation_test, seed),
-    )
-    return float(res.pvalue), exact
+    flips, total, exact = _flip_batches(n, n_resamples, seed)
+
+    def with_identity() -> Any:
+        first = next(flips)
+        yield np.vstack([np.zeros((1, first.shape[1]), dtype=np.uint8), first])
+        yield from flips
+
+    if statistic is _mean:
+        values = _flipped_sums(a - b, with_identity()) / n
+    else:
+        values = _swapped_statistics(a, b, statistic, with_identity())
+    observed, null = values[0], values[1:]
+    gamma = abs(observed) * np.finfo(np.float64).eps * 100
+    adjustment = 0 if exact else 1
+    less = (np.count_nonzero(null <= observed + gamma) + adjustment) / (total + adjustment)
+    greater = (np.count_nonzero(null >= observed - gamma) + adjustment) / (total + adjustment)
+    return float(min(1.0, 2.0 * min(less, greater))), exact
 
 
 def paired_test(
