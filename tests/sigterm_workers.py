@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bench.core import interrupts
-from bench.data.loading import DataLoader, worker_init
+from bench.data.workers import DataLoader, worker_init
 
 
 class Tensors(Dataset):

@@ -350,7 +350,7 @@ def test_a_signal_during_a_fork_is_delivered_after_it():
 
 
 def test_a_signal_while_workers_start_is_raised_once_they_are_up():
-    from bench.data.loading import DataLoader
+    from bench.data.workers import DataLoader
 
     with interrupts.handling():
         with pytest.raises(interrupts.Interrupted) as caught:

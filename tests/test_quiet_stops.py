@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from bench.data.loading import DataLoader, worker_init
+from bench.data.workers import DataLoader, worker_init
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -59,7 +59,7 @@ _quiet_installed = False
 def quiet_broken_connections(when: Callable[[], bool] = lambda: True) -> None:
     """From now on, print no traceback for a broken connection (``sys.excepthook``, thread hook) while ``when()``.
 
-    DataLoader workers call it with the default (always: bench.data.loading.worker_init); the stop
+    DataLoader workers call it with the default (always: bench.data.workers.worker_init); the stop
     handler calls it in the parent once a signal arrived. Other exceptions print as before.
     """
     global _quiet_installed

@@ -12,7 +12,8 @@ from torch.utils.data import Subset
 
 from bench.core.atomic import atomic_path
 from bench.core.progress import progress
-from bench.data.loading import AudioLoader, DataLoader, EvalAudio, SplitData, collate_audio, worker_init
+from bench.data.loading import AudioLoader, EvalAudio, SplitData, collate_audio
+from bench.data.workers import DataLoader, worker_init
 from bench.model.dual_encoder import DualEncoder
 
 

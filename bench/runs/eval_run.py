@@ -104,7 +104,9 @@ def check_embeddings(label: str, what: str, out: Any, rows: int, dim: int | None
 def _audio(model: Any, label: str, split: Any, batch_size: int, num_workers: int) -> np.ndarray:
     from torch.utils.data import DataLoader
 
-    from bench.data.loading import AudioLoader, EvalAudio, collate_audio, worker_init
+    from bench.data.loading import AudioLoader, EvalAudio, collate_audio
+
+    from bench.data.workers import worker_init
     from bench.core.progress import progress
 
     dataset = EvalAudio(split, int(model.sample_rate), float(getattr(model, "max_seconds", 30.0)), AudioLoader())

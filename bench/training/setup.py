@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from bench.core.config import RunConfig, TrainSettings
-from bench.data.loading import AudioLoader, DataLoader, EpochSampler, SplitData, TrainPairs, collate_pairs, worker_init
+from bench.data.loading import AudioLoader, EpochSampler, SplitData, TrainPairs, collate_pairs
+from bench.data.workers import DataLoader, worker_init
 from bench.errors import ConfigError
 from bench.model import distributed as dist
 from bench.model.checkpoints import load_model_state
