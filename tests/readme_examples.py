@@ -10,6 +10,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS_PAGE = ROOT / "docs" / "plugins.md"  # "Writing a plugin", "Writing a logger", "Writing a launcher"
+# A two-epoch default run small enough for a test that installs a pasted package and trains with it.
+TINY = [
+    "--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=12",
+    "--set", "cnn.channels=8,8", "--set", "cnn.n_mels=16", "--set", "cnn.embed_dim=16", "--set", "cnn.crop_seconds=2",
+    "--set", "train.captions_per_audio=1", "--device", "cpu",
+    "--epochs", "2", "--batch-size", "8", "--num-workers", "0", "--proj-dim", "16", "--no-leaderboard",
+]
 _FILE_BLOCK = re.compile(r"^`([^`]+)`:\n\n```[a-z]*\n(.*?)^```", re.S | re.M)
 
 

@@ -10,14 +10,7 @@ import sys
 
 import pytest
 
-from tests.readme_examples import ROOT, install_pasted, pasted_files, readme_section
-
-TINY = [
-    "--set", "synthetic.n_train=8", "--set", "synthetic.n_val=4", "--set", "synthetic.n_test=12",
-    "--set", "cnn.channels=8,8", "--set", "cnn.n_mels=16", "--set", "cnn.embed_dim=16", "--set", "cnn.crop_seconds=2",
-    "--set", "train.captions_per_audio=1", "--device", "cpu",
-    "--epochs", "2", "--batch-size", "8", "--num-workers", "0", "--proj-dim", "16", "--no-leaderboard",
-]
+from tests.readme_examples import ROOT, TINY, install_pasted, pasted_files, readme_section
 
 
 def test_readme_names_every_lifecycle_hook():
