@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,16 @@ def test_identical_setups_fall_back_to_their_file_names(tmp_path, make_result, c
     assert main(["compare", "run-one", "run-two", "run-one", "--results-dir", results, "--json", *FAST]) == 0
     names = [s["name"] for s in json.loads(capsys.readouterr().out)["systems"]]
     assert names == ["run-one", "run-two", "run-one #2"]
+
+
+def test_distillation_systems_are_told_apart_by_their_teacher_count():
+    from bench.results.labels import system_labels
+    from tests.conftest import build_result
+
+    ntxent = build_result("n0")
+    def distill(run_id: str, m: int) -> dict:
+        return build_result(run_id, loss={"name": "distill"}, replace={"stage": {"stage": 2, "M": m}})
+
+    m3, m1 = distill("d3", 3), distill("d1", 1)
+    labels = system_labels([[(r, Path(f"{r['run_id']}.json"))] for r in (ntxent, m3, m1)])
+    assert labels == ["loss=ntxent", "loss=distill, stage=2, M=3", "loss=distill, stage=2, M=1"]

@@ -113,7 +113,8 @@ def slug(key: tuple[str, ...]) -> str:
     """A benchmark's file name (site page, plot) from its key: ``synthetic-5ad84006`` (protocol added
     when not the default); only letters, digits, ``.``, ``_`` and ``-``."""
     name, fingerprint, *rest = (*key, "")
-    parts = [name.replace("+", "-"), fingerprint[:8] or "unknown"] + [p for p in rest[:1] if p and p != DEFAULT_PROTOCOL]
+    protocol = [p for p in rest[:1] if p and p != DEFAULT_PROTOCOL]
+    parts = [name.replace("+", "-"), fingerprint[:8] or "unknown", *protocol]
     return re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(parts)).strip(".") or "benchmark"
 
 

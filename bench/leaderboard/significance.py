@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.evaluation import metric_table
 from bench.errors import BenchError
+from bench.evaluation import metric_table
 
 CI_SEED = 0
 """Seed of every leaderboard bootstrap and permutation test: the same inputs give the same table."""
@@ -104,8 +104,8 @@ def annotate(rows: list[dict[str, Any]], sources: dict[str, Path]) -> TableStats
             usable[index] = outcomes
     if not usable:
         return out
-    from bench.results.compare import System, not_significantly_worse
     from bench.evaluation.per_query import align
+    from bench.results.compare import System, not_significantly_worse
 
     reference = next(iter(usable.values()))[0]
     systems = []

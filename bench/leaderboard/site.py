@@ -15,19 +15,20 @@ A result file that cannot be read or breaks the build is named in a warning and 
 from __future__ import annotations
 
 import html
-import re
 import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-from bench.leaderboard import tables as leaderboard, significance as leaderboard_stats, site_assets
-from bench.evaluation import metric_table
 from bench.core.atomic import atomic_write_text
+from bench.core.safe_paths import inside
 from bench.errors import BenchError
+from bench.evaluation import metric_table
+from bench.leaderboard import significance as leaderboard_stats
+from bench.leaderboard import site_assets
+from bench.leaderboard import tables as leaderboard
 from bench.leaderboard.rows import duration, slug
 from bench.leaderboard.run_page import page, render_run_page, run_kind
-from bench.core.safe_paths import inside
 from bench.results.files import read_result_in, result_paths
 
 MARKER = ".bench-site"

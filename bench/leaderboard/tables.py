@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.evaluation import metric_table
 from bench.core.atomic import atomic_write_text
 from bench.errors import BenchError
+from bench.evaluation import metric_table
 from bench.leaderboard.rows import (  # noqa: F401  (re-exported: the leaderboard's public names)
     aggregate,
     benchmark_key,

@@ -1,8 +1,9 @@
 """Readable names for compared systems: label each system by what differs between them.
 
 Two results from one long directory share any prefix of their paths, so a name cut from the
-path cannot tell them apart. Each system is described by its components, their options set by
-the user, the training settings, the kind of result and its seeds; a label lists only the entries
+path cannot tell them apart. Each system is described by its dataset and protocol, its components,
+their options set by the user, its distillation stage and number of teachers (M), its pipeline
+stage, the training settings, the kind of result and its seeds; a label lists only the entries
 whose values differ between the systems (``loss=triplet``, ``seed=1``, ``train.epochs=4``). Where
 nothing differs, the result files' names (run ids) are used; identical systems get ``#2``, ``#3``.
 """
@@ -34,6 +35,17 @@ def describe(result: dict[str, Any]) -> dict[str, str]:
         out[key] = str(component.get("name", "?"))
         for option, value in sorted((component.get("set") or {}).items()):
             out[f"{out[key]}.{option}"] = _text(value)
+    out["dataset"] = str((result.get("dataset") or {}).get("name", "?"))
+    if result.get("protocol"):
+        out["protocol"] = str(result["protocol"])
+    stage = result.get("stage") or {}
+    if stage.get("stage", 1) != 1:  # distillation's stage 2: its teachers' count tells M=3 from M=1
+        out["stage"] = str(stage["stage"])
+    if stage.get("M"):
+        out["M"] = str(stage["M"])
+    pipeline = result.get("pipeline") or {}
+    if pipeline:
+        out["pipeline"] = f"{pipeline.get('name')}:{pipeline.get('stage_name')}"
     for key, value in sorted((result.get("training") or {}).items()):
         if key not in _VOLATILE_TRAINING and not isinstance(value, (dict, list)):
             out[f"train.{key}"] = _text(value)

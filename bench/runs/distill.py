@@ -16,11 +16,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from bench.core.config import ComponentSpec, RunConfig, config_from_json
+from bench.core.registry import Registry
+from bench.errors import ConfigError
 from bench.model import distributed as dist
 from bench.model.checkpoints import load_checkpoint
-from bench.core.config import ComponentSpec, RunConfig, config_from_json
-from bench.errors import ConfigError
-from bench.core.registry import Registry
 from bench.runs.run import find_existing, run_one
 from bench.training.teachers import load_ensemble
 

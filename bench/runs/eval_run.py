@@ -104,10 +104,9 @@ def check_embeddings(label: str, what: str, out: Any, rows: int, dim: int | None
 def _audio(model: Any, label: str, split: Any, batch_size: int, num_workers: int) -> np.ndarray:
     from torch.utils.data import DataLoader
 
-    from bench.data.loading import AudioLoader, EvalAudio, collate_audio
-
-    from bench.data.workers import worker_init
     from bench.core.progress import progress
+    from bench.data.loading import AudioLoader, EvalAudio, collate_audio
+    from bench.data.workers import worker_init
 
     dataset = EvalAudio(split, int(model.sample_rate), float(getattr(model, "max_seconds", 30.0)), AudioLoader())
     batches = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate_audio,
@@ -147,8 +146,8 @@ def model_fingerprint(model: Any) -> str | None:
 def embed_test(built: Built, split: Any, *, seed: int, batch_size: int, num_workers: int,
                cache: Any) -> tuple[np.ndarray, np.ndarray]:
     """``(audio [n_audios, D], text [n_captions, D])`` of the test split, from the cache when possible."""
-    from bench.model.devices import seed_everything
     from bench.evaluation.embedding_cache import audio_files_signature, entry_key
+    from bench.model.devices import seed_everything
 
     model, label = built.model, built.label
     fingerprint = model_fingerprint(model)
@@ -200,8 +199,8 @@ def evaluate_target(target: Target, dataset_name: str, set_options: dict[str, di
     """Score ``target`` on the test split of ``dataset_name``; one written result per protocol."""
     from bench.core.config import dataset_spec
     from bench.data.datasets import build_dataset
-    from bench.model.devices import describe_device, seed_everything, select_device
     from bench.evaluation.embedding_cache import EmbeddingCache
+    from bench.model.devices import describe_device, seed_everything, select_device
     from bench.runs.run import load_splits
 
     started = time.perf_counter()
@@ -246,11 +245,11 @@ def _write(built: Built, target: Target, spec: Any, test: Any, audio: np.ndarray
            protocol: str, combo: str, seed: int, device: str, batch_size: int, skipped: list[Any],
            validation: dict[str, Any], registry: Any, results_dir: Path, runs_dir: Path,
            timings: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
+    from bench.core.registry import plugin_distributions
     from bench.evaluation.metric_table import chance_metrics
     from bench.evaluation.protocols import protocol_metrics
-    from bench.results.provenance import provenance
-    from bench.core.registry import plugin_distributions
     from bench.results.files import write_result
+    from bench.results.provenance import provenance
     from bench.runs.run import component_json
 
     scored = time.perf_counter()

@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.model import distributed as dist
 from bench.core.atomic import atomic_write_text
 from bench.core.cache_dir import cache_path
 from bench.core.config import RunConfig, config_from_json
 from bench.core.console import attach_console
-from bench.runs.distill import init_state_of, run_distillation
-from bench.errors import ConfigError
 from bench.core.registry import Registry, get_registry
+from bench.errors import ConfigError
+from bench.model import distributed as dist
+from bench.runs.distill import init_state_of, run_distillation
 from bench.runs.pipeline import stage_init
 from bench.runs.run import combination_id, find_existing, run_one
 

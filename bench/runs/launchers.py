@@ -134,7 +134,7 @@ def default_nproc() -> int:
 
 
 def join_process_group() -> None:
-    """Join the process group torchrun or a scheduler set up (WORLD_SIZE > 1); a no-op, importing no torch, otherwise."""
+    """Join the process group torchrun or a scheduler set up (WORLD_SIZE > 1); else a no-op that imports no torch."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return
     import torch

@@ -18,27 +18,27 @@ from typing import Any
 
 import torch
 
-from bench.model import distributed as dist
 from bench.core import faults, interrupts
 from bench.core.atomic import atomic_write_text, remove_stale_temps
 from bench.core.cache_dir import cache_root
 from bench.core.config import RunConfig, config_to_json
 from bench.core.console import attach_console
-from bench.data.loading import SplitData
+from bench.core.registry import Registry, get_registry, plugin_distributions
 from bench.data.datasets import build_dataset
 from bench.data.extra_captions import extra_captions_info
-from bench.model.devices import describe_device, seed_everything
+from bench.data.loading import SplitData
+from bench.data.validate import apply_policy, validate_dataset
 from bench.errors import DataError
 from bench.evaluation.evaluate import TEST_EMBEDDINGS, embedding_artifacts
-from bench.runs.lifecycle import Lifecycle, NoLifecycle
 from bench.evaluation.per_query import write_per_query
-from bench.results.provenance import provenance
-from bench.core.registry import Registry, get_registry, plugin_distributions
+from bench.model import distributed as dist
+from bench.model.devices import describe_device, seed_everything
 from bench.results.files import read_results_report, write_result
+from bench.results.provenance import provenance
+from bench.runs.lifecycle import Lifecycle, NoLifecycle
 from bench.runs.retention import apply_retention
-from bench.training.trainer import Trainer
 from bench.training.setup import Components
-from bench.data.validate import apply_policy, validate_dataset
+from bench.training.trainer import Trainer
 
 log = logging.getLogger("bench")
 SPLITS = ("train", "val", "test")
