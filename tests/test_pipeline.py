@@ -27,21 +27,9 @@ from bench.core import config as config_mod
 from bench.core.config import config_from_json, config_to_json
 from bench.errors import ConfigError
 from bench.leaderboard import rows
+from tests.test_presets import error_line, resolve  # bench run's configs and its one error line
 
 PRESET = Path(__file__).parent / "data" / "pipeline-synthetic.toml"
-
-
-def resolve(recorded, *argv: str) -> list:
-    assert main(["run", *argv, "--no-leaderboard"]) == 0
-    (configs,) = recorded
-    return configs
-
-
-def error_line(err: str) -> str:
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("bench run: error:")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 # -- parsing and configuration -----------------------------------------------------------------------------
