@@ -9,9 +9,6 @@ import json
 import logging
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import pytest
 import torch
 
 from bench.cli.main import main
+from tests.kill_runs import kill_at_checkpoint
 
 TINY = ["--set", "synthetic.n_train=16", "--set", "synthetic.n_val=8", "--set", "synthetic.n_test=8",
         "--batch-size", "8", "--num-workers", "0", "--device", "cpu", "--no-leaderboard"]
@@ -92,26 +90,7 @@ def test_rerun_skips_finished_combinations_and_force_reruns(tmp_path, cache_env,
 
 def _interrupted_run(base: Path, args: list[str]) -> Path:
     """Start ``bench run`` in a subprocess and SIGKILL it as soon as its first last.pt exists."""
-    process = subprocess.Popen([sys.executable, "-m", "bench", "run", *args, *dirs(base)], env=os.environ.copy(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 400
-    try:
-        while time.monotonic() < deadline:
-            found = list((base / "runs").glob("*/last.pt"))
-            if found:
-                os.kill(process.pid, signal.SIGKILL)
-                break
-            if process.poll() is not None:
-                pytest.fail(f"the run ended before its first checkpoint: {process.stderr.read()[-2000:]!r}")
-            time.sleep(0.05)
-        else:
-            pytest.fail("no last.pt within the deadline")
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
-    run_dir = found[0].parent
+    run_dir = kill_at_checkpoint([*args, *dirs(base)], base / "runs", what="its first checkpoint")
     assert (run_dir / "config.json").is_file()
     assert not (run_dir / "result.json").exists()
     assert result_files(base) == []

@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shlex
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +22,7 @@ from bench.core import config as config_mod
 from bench.core.config import config_from_json, config_to_json
 from bench.errors import ConfigError
 from bench.leaderboard import rows
+from tests.kill_runs import kill_at_checkpoint
 from tests.test_presets import error_line, resolve  # bench run's configs and its one error line
 
 PRESET = Path(__file__).parent / "data" / "pipeline-synthetic.toml"
@@ -146,30 +142,16 @@ def _outcome(result: dict) -> dict:
 
 def _kill_in_stage_two(base: Path, args: list[str]) -> Path:
     """Run the pipeline in a subprocess; SIGKILL it once stage 2 has written its first last.pt."""
-    process = subprocess.Popen([sys.executable, "-m", "bench", "run", *args, *_dirs(base)], env=os.environ.copy(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 400
-    try:
-        while time.monotonic() < deadline:
-            stage_two = [p.parent for p in (base / "runs").glob("*/last.pt")
-                         if json.loads((p.parent / "config.json").read_text())["config"].get("pipeline", {})
-                         .get("stage") == 2]
-            if stage_two:
-                os.kill(process.pid, signal.SIGKILL)
-                break
-            if process.poll() is not None:
-                pytest.fail(f"the pipeline ended before stage 2's first checkpoint: {process.stderr.read()[-2000:]!r}")
-            time.sleep(0.02)
-        else:
-            pytest.fail("no stage-2 last.pt within the deadline")
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
-    assert not (stage_two[0] / "result.json").exists()
+
+    def in_stage_two(run_dir: Path) -> bool:
+        config = json.loads((run_dir / "config.json").read_text())["config"]
+        return config.get("pipeline", {}).get("stage") == 2
+
+    stage_two = kill_at_checkpoint([*args, *_dirs(base)], base / "runs", in_stage_two,
+                                   what="stage 2's first checkpoint", poll=0.02)
+    assert not (stage_two / "result.json").exists()
     assert sorted(_results(base)) == [1], "stage 1 finished, stage 2 did not"
-    return stage_two[0]
+    return stage_two
 
 
 @pytest.mark.slow
